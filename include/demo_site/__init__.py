@@ -1,0 +1,1 @@
+"""Demo listings website: deterministic pages from a seed and a day, with drift and corruption switches."""

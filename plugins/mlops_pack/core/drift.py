@@ -1,0 +1,55 @@
+"""Data drift of current vs reference data with Evidently, reduced to a small JSON summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
+                 share_threshold: float, html_path: Path, json_path: Path) -> dict[str, Any]:
+    """Run Evidently's DataDriftPreset, save HTML and JSON, and return {share, drifted_columns, ...}."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    columns = [*numeric, *categorical]
+    missing = {name: [c for c in columns if c not in frame.columns]
+               for name, frame in (("reference", reference), ("current", current))}
+    missing = {k: v for k, v in missing.items() if v}
+    if missing:
+        raise ValueError(f"drift columns missing: {missing}")
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    snapshot = Report([DataDriftPreset(columns=columns, drift_share=share_threshold)]).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(html_path))
+    snapshot.save_json(str(json_path))
+    return summarise(snapshot.dict(), share_threshold)
+
+
+def summarise(report: dict[str, Any], share_threshold: float) -> dict[str, Any]:
+    """Drift share and the drifted columns from an Evidently 0.7 snapshot dict."""
+    share, per_column = 0.0, {}
+    for metric in report["metrics"]:
+        kind = metric["config"].get("type", "")
+        if kind.endswith("DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
+        elif kind.endswith("ValueDrift"):
+            cfg = metric["config"]
+            value = float(metric["value"])
+            # p-value tests drift when below the threshold; distances drift when at or above it.
+            is_p_value = "p_value" in cfg["method"].lower().replace("-", "_")
+            drifted = value < cfg["threshold"] if is_p_value else value >= cfg["threshold"]
+            per_column[cfg["column"]] = {"method": cfg["method"], "score": round(value, 5), "drifted": drifted}
+    return {
+        "share": round(share, 4),
+        "threshold": share_threshold,
+        "drift": share >= share_threshold,
+        "drifted_columns": sorted(c for c, v in per_column.items() if v["drifted"]),
+        "columns": per_column,
+    }

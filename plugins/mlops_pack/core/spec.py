@@ -1,0 +1,230 @@
+"""Pipeline spec: the YAML a user writes under include/pipelines/, parsed and strictly validated.
+
+Parsing must stay cheap (it runs at every DAG parse): pydantic and yaml only, and the estimator's
+dotted path is checked by locating its module source without importing scikit-learn.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
+
+
+class SpecError(ValueError):
+    """A pipeline spec is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    selector: str = Field(description="CSS selector relative to the record; ::text or ::attr(x) to extract")
+    type: Literal["string", "number", "integer", "date"] = "string"
+
+
+class SourceSpec(_Strict):
+    start_urls: list[str] = Field(min_length=1)
+    allowed_hosts: list[str] = Field(min_length=1, description="host or host:port allowed to be fetched")
+    user_agent: str = "airflow-mlops-pack"
+    record_selector: str
+    next_page_selector: str | None = None
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+    key: str
+    max_pages: int = Field(default=500, ge=1)
+    min_delay_seconds: float = Field(default=0.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_failed_page_share: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _key_is_a_field(self) -> SourceSpec:
+        if self.key not in self.fields:
+            raise ValueError(f"key {self.key!r} is not one of source.fields {sorted(self.fields)}")
+        return self
+
+
+class ExpectationSpec(_Strict):
+    type: str = Field(pattern=r"^expect_[a-z0-9_]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ValidationSpec(_Strict):
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+    suite_file: str | None = Field(default=None, description="GX suite JSON, relative to the spec file")
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> ValidationSpec:
+        if not self.expectations and not self.suite_file:
+            raise ValueError("give expectations or a suite_file: validation with no checks passes anything")
+        return self
+
+
+class FeaturesSpec(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ModelSpec(_Strict):
+    task: Literal["regression", "classification"] = "regression"
+    target: str
+    features: FeaturesSpec
+    order_by: str | None = Field(default=None, description="column that orders rows in time for the holdout")
+    estimator: str = Field(description="dotted path of a scikit-learn estimator class")
+    params: dict[str, Any] = Field(default_factory=dict)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    window_partitions: int = Field(default=5, ge=1, description="latest validated partitions to train on")
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator_exists(cls, value: str) -> str:
+        problem = estimator_path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _target_not_a_feature(self) -> ModelSpec:
+        if not self.features.all:
+            raise ValueError("model.features lists no columns")
+        if self.target in self.features.all:
+            raise ValueError(f"target {self.target!r} is also listed as a feature")
+        return self
+
+
+METRIC_DIRECTIONS = {"rmse": "lower", "mae": "lower", "r2": "higher", "accuracy": "higher", "f1": "higher",
+                     "roc_auc": "higher"}
+
+
+class ThresholdSpec(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class PromotionSpec(_Strict):
+    metric: Literal["rmse", "mae", "r2", "accuracy", "f1", "roc_auc"] = "rmse"
+    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="value gates per metric")
+    min_relative_improvement: float = Field(default=0.0, ge=0, description="share the challenger must beat the champion by")
+
+
+class ScoringSpec(_Strict):
+    chunk_rows: int = Field(default=50_000, ge=100)
+
+
+class DriftSpec(_Strict):
+    share_threshold: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns that means drift")
+    columns: list[str] | None = Field(default=None, description="columns compared; default: the model features")
+    cooldown_minutes: float = Field(default=0, ge=0, description="no new drift event within this time of the last")
+
+
+class ScheduleSpec(_Strict):
+    ingest: str | None = "0 2 * * *"
+
+
+class PipelineSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    owner: str = "mlops"
+    source: SourceSpec
+    validation: ValidationSpec
+    model: ModelSpec
+    promotion: PromotionSpec = PromotionSpec()
+    scoring: ScoringSpec = ScoringSpec()
+    drift: DriftSpec = DriftSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    spec_path: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _columns_are_scraped(self) -> PipelineSpec:
+        scraped = set(self.source.fields)
+        if self.model.target not in scraped:
+            raise ValueError(f"model.target {self.model.target!r} is not a scraped column {sorted(scraped)}")
+        missing = [c for c in self.model.features.all if c not in scraped]
+        if missing:
+            raise ValueError(f"model.features {missing} are not scraped columns {sorted(scraped)}")
+        if self.model.order_by and self.model.order_by not in scraped:
+            raise ValueError(f"model.order_by {self.model.order_by!r} is not a scraped column")
+        for metric in self.promotion.thresholds:
+            if metric not in METRIC_DIRECTIONS:
+                raise ValueError(f"promotion.thresholds: unknown metric {metric!r}, use one of {sorted(METRIC_DIRECTIONS)}")
+        return self
+
+    @property
+    def drift_columns(self) -> list[str]:
+        return list(self.drift.columns or self.model.features.all)
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the spec, resolved against the spec file's folder."""
+        return (Path(self.spec_path).parent / relative).resolve()
+
+
+@functools.lru_cache(maxsize=64)
+def estimator_path_problem(dotted: str) -> str | None:
+    """Why ``dotted`` cannot name an estimator class, or None; checks source text, never imports it."""
+    module_name, _, class_name = dotted.rpartition(".")
+    if not module_name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", class_name):
+        return f"estimator {dotted!r} must be a dotted path like sklearn.linear_model.Ridge"
+    source = _module_source(module_name)
+    if source is None:
+        return f"estimator {dotted!r}: module {module_name!r} is not installed"
+    if not re.search(rf"\b{re.escape(class_name)}\b", source):
+        return f"estimator {dotted!r}: module {module_name!r} has no {class_name!r}"
+    return None
+
+
+def _module_source(module_name: str) -> str | None:
+    top, *rest = module_name.split(".")
+    found = importlib.util.find_spec(top)  # a top-level find_spec does not import the package
+    if found is None or not found.origin:
+        return None
+    path = Path(found.origin).parent if found.submodule_search_locations else Path(found.origin)
+    for part in rest:
+        if (path / part / "__init__.py").exists():
+            path = path / part
+        elif (path / f"{part}.py").exists():
+            path = path / f"{part}.py"
+        else:
+            return None
+    file = path / "__init__.py" if path.is_dir() else path
+    return file.read_text(encoding="utf-8", errors="replace")
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """The validated spec in ``path``; raises SpecError naming the file and each bad field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read pipeline spec: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a pipeline spec must be a mapping, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    try:
+        spec = PipelineSpec.model_validate({**raw, "spec_path": str(path)})
+    except ValidationError as exc:
+        raise SpecError(f"{path}: invalid pipeline spec:\n{_describe(exc)}") from None
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name: {spec.name!r} must equal the file name {path.stem!r}")
+    return spec
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

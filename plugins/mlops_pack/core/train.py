@@ -1,0 +1,110 @@
+"""Build, fit and evaluate the scikit-learn pipeline a spec describes. No MLflow, no Airflow."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from mlops_pack.core.spec import ModelSpec
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or produce a model; the message names the column or setting."""
+
+
+@dataclass
+class TrainedModel:
+    pipeline: Pipeline
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    metrics: dict[str, float]
+
+
+def load_estimator(dotted: str) -> type:
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise TrainingError(f"model.estimator {dotted!r} cannot be imported: {exc}") from exc
+
+
+def build_pipeline(model: ModelSpec) -> Pipeline:
+    """Preprocessing for numeric and categorical features, then the spec's estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers = []
+    if model.features.numeric:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        transformers.append(("numeric", numeric, list(model.features.numeric)))
+    if model.features.categorical:
+        categorical = Pipeline([
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ])
+        transformers.append(("categorical", categorical, list(model.features.categorical)))
+    try:
+        estimator = load_estimator(model.estimator)(**model.params)
+    except TypeError as exc:
+        raise TrainingError(f"model.params {model.params} do not fit {model.estimator}: {exc}") from exc
+    return Pipeline([("preprocess", ColumnTransformer(transformers)), ("model", estimator)])
+
+
+def time_split(df: pd.DataFrame, order_by: str | None, holdout_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on the older rows, hold out the newest ``holdout_fraction`` (stable order within ties)."""
+    ordered = df.sort_values(order_by, kind="stable") if order_by else df
+    cut = int(round(len(ordered) * (1 - holdout_fraction)))
+    if cut < 10 or len(ordered) - cut < 10:
+        raise TrainingError(f"{len(df)} rows are too few to train and hold out {holdout_fraction:.0%}")
+    return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+
+
+def evaluate(pipeline, frame: pd.DataFrame, model: ModelSpec) -> dict[str, float]:
+    """Metrics of ``pipeline`` on ``frame`` for the spec's task."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    y_true = frame[model.target]
+    x = frame[model.features.all]
+    if model.task == "regression":
+        y_pred = pipeline.predict(x)
+        return {"rmse": float(np.sqrt(m.mean_squared_error(y_true, y_pred))),
+                "mae": float(m.mean_absolute_error(y_true, y_pred)),
+                "r2": float(m.r2_score(y_true, y_pred))}
+    y_pred = pipeline.predict(x)
+    scores = {"accuracy": float(m.accuracy_score(y_true, y_pred)),
+              "f1": float(m.f1_score(y_true, y_pred, average="macro"))}
+    if hasattr(pipeline, "predict_proba") and y_true.nunique() == 2:
+        scores["roc_auc"] = float(m.roc_auc_score(y_true, pipeline.predict_proba(x)[:, 1]))
+    return scores
+
+
+def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
+    needed = [model.target, *model.features.all, *([model.order_by] if model.order_by else [])]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise TrainingError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def fit(df: pd.DataFrame, model: ModelSpec) -> TrainedModel:
+    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest."""
+    check_columns(df, model, "training data")
+    labelled = df.dropna(subset=[model.target])
+    train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
+    pipeline = build_pipeline(model)
+    pipeline.fit(train[model.features.all], train[model.target])
+    return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model))
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """Types skops must trust to load this pipeline: the ones it holds, which we built ourselves."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=sio.dumps(pipeline)))

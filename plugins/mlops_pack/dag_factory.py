@@ -1,0 +1,155 @@
+"""Turn one pipeline spec into its DAGs: ``<name>__ingest``, ``__train``, ``__score``, ``__monitor``.
+
+Runs at every DAG parse, so it imports only Airflow's SDK and the pack's light modules; operators
+import their heavy libraries inside execute(). A bad spec raises SpecError, which Airflow shows as
+the import error of that spec's DAG file, naming the YAML file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_pack import settings
+from mlops_pack.assets import PipelineAssets
+from mlops_pack.core.spec import load_spec
+from mlops_pack.operators.drift import EvidentlyDriftOperator
+from mlops_pack.operators.promote import MlflowPromoteOperator
+from mlops_pack.operators.score import BatchScoreOperator
+from mlops_pack.operators.scrape import WebScrapeOperator
+from mlops_pack.operators.train import MlflowTrainOperator
+from mlops_pack.operators.validate import GXValidateOperator
+
+if TYPE_CHECKING:
+    from mlops_pack.core.spec import PipelineSpec
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def spec_file(name: str) -> Path:
+    return settings.pipelines_dir() / f"{name}.yaml"
+
+
+def build_dags(path: str | Path) -> dict[str, DAG]:
+    """All DAGs of the spec at ``path``, keyed by dag_id."""
+    spec = load_spec(path)
+    assets = PipelineAssets.of(spec.name)
+    common = {"spec_path": str(Path(path).resolve())}
+    dags = [_ingest(spec, assets, common), _train(spec, assets, common), _score(spec, assets, common),
+            _monitor(spec, assets, common)]
+    return {d.dag_id: d for d in dags}
+
+
+def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any) -> DAG:
+    return DAG(
+        dag_id=f"{spec.name}__{stage}", schedule=schedule, start_date=START, catchup=False,
+        tags=["mlops", spec.name, stage], doc_md=f"**{spec.name}** {stage}: {doc}\n\n{spec.description}",
+        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=20)},
+        **kwargs,
+    )
+
+
+def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    schedule = CronTriggerTimetable(spec.schedule.ingest, timezone="UTC") if spec.schedule.ingest else None
+    with _dag(spec, "ingest", schedule, "scrape the source, validate, publish the validated partition.",
+              max_active_runs=1) as dag:
+        scrape = WebScrapeOperator(task_id="scrape", **common)
+        validate = GXValidateOperator(task_id="validate", raw_folder="{{ ti.xcom_pull(task_ids='scrape')['folder'] }}",
+                                      outlets=[assets.validated], **common)
+        scrape >> validate
+    return dag
+
+
+def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    params = {"window_partitions": Param(spec.model.window_partitions, type="integer", minimum=1,
+                                         description="How many of the latest validated partitions to train on")}
+    with _dag(spec, "train", assets.validated | assets.drift,
+              "train a challenger, judge it against the champion, promote it if it wins.",
+              params=params, max_active_runs=1) as dag:
+        train = MlflowTrainOperator(task_id="train", window_partitions="{{ params.window_partitions }}", **common)
+        promote = MlflowPromoteOperator(task_id="promote",
+                                        challenger_version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
+                                        **common)
+
+        @task(outlets=[assets.champion])
+        def publish_champion(decision: dict, *, outlet_events=None) -> dict:
+            """Emit the champion-changed event only when the challenger was promoted."""
+            if not decision["promote"]:
+                raise AirflowSkipException(f"champion unchanged: {decision['reason']}")
+            extra = {k: decision[k] for k in ("model", "version", "champion_before", "reason")}
+            outlet_events[assets.champion].extra = extra
+            return extra
+
+        train >> promote
+        publish_champion(promote.output)
+    return dag
+
+
+def _score(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    params = {"partitions": Param([], type="array", description="Validated partition folders to score; "
+                                  "empty means the ones in the triggering events, else the latest")}
+    with _dag(spec, "score", assets.validated | assets.champion,
+              "score new or re-score latest validated partitions with the champion.", params=params) as dag:
+
+        @task
+        def partitions_to_score(*, triggering_asset_events=None, params=None) -> list[str]:
+            """Folders named by validated events; the latest partition when the champion changed."""
+            from mlops_pack.core.storage import complete_partitions
+            from mlops_pack.hooks.storage import PipelineStorageHook
+
+            folders = list(params.get("partitions") or [])
+            folders += [e.extra["folder"] for e in (triggering_asset_events or {}).get(assets.validated, [])]
+            if not folders:
+                latest = complete_partitions(PipelineStorageHook(spec.name).area("validated"))[-1:]
+                folders = [m["folder"] for m in latest]
+            return list(dict.fromkeys(folders))
+
+        BatchScoreOperator.partial(task_id="score", outlets=[assets.predictions], **common).expand(
+            partition_folder=partitions_to_score())
+    return dag
+
+
+def _monitor(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    params = {"prediction_folders": Param([], type="array",
+                                          description="Prediction partitions to check; empty means the latest")}
+    with _dag(spec, "monitor", assets.predictions,
+              "Evidently drift of new predictions vs the champion's training data; signal drift.",
+              params=params) as dag:
+
+        @task
+        def current_predictions(*, triggering_asset_events=None, params=None) -> list[str]:
+            from mlops_pack.core.storage import complete_partitions
+            from mlops_pack.hooks.storage import PipelineStorageHook
+
+            folders = list(params.get("prediction_folders") or [])
+            folders += [e.extra["folder"] for e in (triggering_asset_events or {}).get(assets.predictions, [])]
+            if not folders:
+                folders = [m["folder"] for m in
+                           complete_partitions(PipelineStorageHook(spec.name).area("predictions"))[-1:]]
+            if not folders:
+                raise AirflowSkipException("no predictions yet")
+            return list(dict.fromkeys(folders))
+
+        report = EvidentlyDriftOperator(task_id="drift_report", current_folders=current_predictions(), **common)
+
+        @task(outlets=[assets.drift])
+        def signal_drift(summary: dict, *, outlet_events=None) -> dict:
+            """Emit the drift event (which retrains) unless there is no drift or the cooldown holds."""
+            from mlops_pack.core.cooldown import claim
+            from mlops_pack.hooks.storage import PipelineStorageHook
+
+            if not summary["drift"]:
+                raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
+            marker = PipelineStorageHook(spec.name).area("reports") / "drift" / "last_signal.json"
+            if not claim(marker, spec.drift.cooldown_minutes):
+                raise AirflowSkipException(f"drift within the {spec.drift.cooldown_minutes} min cooldown: no retrain")
+            extra = {k: summary[k] for k in ("share", "drifted_columns", "model_version", "report_uri")}
+            outlet_events[assets.drift].extra = extra
+            return extra
+
+        signal_drift(report.output)
+    return dag

@@ -1,0 +1,41 @@
+"""Pack settings, read from the ``[mlops]`` Airflow config section (so also ``AIRFLOW__MLOPS__*``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _conf(key: str, fallback: str) -> str:
+    from airflow.sdk import conf
+
+    return conf.get("mlops", key, fallback=fallback)
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+
+
+def pipelines_dir() -> Path:
+    """Folder holding the pipeline specs (``include/pipelines`` of this checkout by default)."""
+    return Path(_conf("pipelines_dir", str(REPO_ROOT / "include" / "pipelines")))
+
+
+def storage_root() -> str:
+    """Object storage URL under which each pipeline keeps its partitions, reports and logs."""
+    return _conf("storage_root", f"file://{airflow_home() / 'mlops-data'}")
+
+
+def storage_conn_id() -> str | None:
+    return _conf("storage_conn_id", "") or None
+
+
+def default_tracking_uri() -> str:
+    """MLflow tracking URI used when no ``mlflow_default`` connection exists: SQLite beside Airflow."""
+    return _conf("mlflow_tracking_uri", f"sqlite:///{airflow_home() / 'mlflow.db'}")
+
+
+def default_artifact_root() -> str:
+    return _conf("mlflow_artifact_root", f"file://{airflow_home() / 'mlartifacts'}")

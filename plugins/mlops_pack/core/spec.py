@@ -149,12 +149,12 @@ class PipelineSpec(_Strict):
     def _columns_are_scraped(self) -> PipelineSpec:
         scraped = set(self.source.fields)
         if self.model.target not in scraped:
-            raise ValueError(f"model.target {self.model.target!r} is not a scraped column {sorted(scraped)}")
+            raise ValueError(f"model.target: {self.model.target!r} is not a scraped column {sorted(scraped)}")
         missing = [c for c in self.model.features.all if c not in scraped]
         if missing:
-            raise ValueError(f"model.features {missing} are not scraped columns {sorted(scraped)}")
+            raise ValueError(f"model.features: {missing} are not scraped columns {sorted(scraped)}")
         if self.model.order_by and self.model.order_by not in scraped:
-            raise ValueError(f"model.order_by {self.model.order_by!r} is not a scraped column")
+            raise ValueError(f"model.order_by: {self.model.order_by!r} is not a scraped column")
         for metric in self.promotion.thresholds:
             if metric not in METRIC_DIRECTIONS:
                 raise ValueError(f"promotion.thresholds: unknown metric {metric!r}, use one of {sorted(METRIC_DIRECTIONS)}")
@@ -222,9 +222,10 @@ def load_spec(path: str | Path) -> PipelineSpec:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"  {where}: {message}")
+        # Cross-field checks run on the whole spec and name their field at the start of the message.
+        lines.append(f"  {where}: {message}" if where else f"  {message}")
     return "\n".join(lines)

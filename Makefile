@@ -1,0 +1,37 @@
+# The two commands a user needs: `make demo` and `make test`. Both install everything from the lock.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.9.30
+
+.PHONY: install demo test lint ui lock bench clean
+
+$(PY):
+	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(PY)
+	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+
+# Closed retrain loop on the embedded default (SQLite, LocalExecutor, local MLflow, demo site).
+demo: install
+	$(PY) include/demo_site/loop.py --home demo_home
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --select AIR dags plugins tests
+	$(PY) -m pytest -p no:cacheprovider -ra
+
+# The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only).
+ui:
+	AIRFLOW_HOME=$(CURDIR)/demo_home PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
+
+lock: $(PY)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+bench: install
+	$(PY) bench/dag_parse.py
+
+clean:
+	rm -rf demo_home build *.egg-info

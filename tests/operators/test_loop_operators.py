@@ -1,0 +1,154 @@
+"""Each operator run for real inside its DAG (dag.test): real HTTP site, GX, MLflow on SQLite, Evidently.
+
+The tests share one pipeline and run in file order, as the loop does: ingest, train, score, monitor,
+then a shifted day (drift), then a corrupt day (quarantine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from tests.conftest import HOME, write_spec
+
+NAME = "oploop"
+
+
+class Pipeline:
+    def __init__(self, site, spec_path, root):
+        from mlops_pack.dag_factory import build_dags
+
+        self.site, self.root = site, root
+        self.dags = build_dags(spec_path)
+
+    def run(self, stage: str):
+        return self.dags[f"{NAME}__{stage}"].test()
+
+    def area(self, name: str) -> ObjectStoragePath:
+        return ObjectStoragePath(f"file://{self.root}/{NAME}/{name}")
+
+    def manifests(self, area: str) -> list[dict]:
+        from mlops_pack.core.storage import complete_partitions
+
+        return complete_partitions(self.area(area))
+
+    def set_day(self, **changes) -> None:
+        self.site.set_state(dataclasses.replace(self.site.state, **changes))
+
+    @property
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(f"sqlite:///{HOME / 'mlflow.db'}")
+
+    def alias(self, alias: str) -> str | None:
+        try:
+            return self.client.get_model_version_by_alias(NAME, alias).version
+        except Exception:  # noqa: BLE001
+            return None
+
+
+def asset_events(kind: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                               .where(AssetModel.name == f"{NAME}.{kind}").order_by(AssetEvent.id)).scalars()
+        return [dict(e.extra) for e in rows]
+
+
+@pytest.fixture(scope="module")
+def pipeline(airflow_db, demo_site):
+    url, site = demo_site
+    spec = write_spec(HOME / "pipelines", url, name=NAME)
+    site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
+    yield Pipeline(site, spec, HOME / "data")
+    site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
+
+
+def test_ingest_writes_a_validated_partition_and_event(pipeline):
+    assert pipeline.run("ingest").state == "success"
+    [manifest] = pipeline.manifests("validated")
+    assert manifest["rows"] == 400
+    frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
+    assert frame["listing_id"].is_unique and frame["price"].notna().all()
+    [event] = asset_events("validated")
+    assert event == {k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
+
+
+def test_train_registers_and_promotes_the_first_model(pipeline):
+    assert pipeline.run("train").state == "success"
+    assert pipeline.alias("champion") == "1"
+    version = pipeline.client.get_model_version(NAME, "1")
+    assert version.tags["decision"] == "promoted"
+    assert version.tags["reason"].startswith("first model")
+    run = pipeline.client.get_run(version.run_id)
+    assert float(run.data.metrics["holdout_r2"]) > 0.5
+    assert run.data.tags["airflow.dag_id"] == f"{NAME}__train"
+    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
+    assert contexts == {"training", "holdout"}
+    [record] = [json.loads(p.read_text()) for p in pipeline.area("promotions").iterdir()]
+    assert record["champion_before"] is None and record["champion_after"] == "1"
+    assert asset_events("champion")[-1]["version"] == "1"
+
+
+def test_score_writes_predictions_with_lineage(pipeline):
+    assert pipeline.run("score").state == "success"
+    [manifest] = pipeline.manifests("predictions")
+    frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
+    assert len(frame) == 400 == manifest["rows"]
+    assert set(frame["model_version"]) == {"1"} and set(frame["model_name"]) == {NAME}
+    assert frame["scoring_run_id"].str.startswith("manual__").all()
+    assert frame["prediction"].between(1e4, 5e6).all()
+
+
+def test_monitor_on_same_market_finds_no_drift(pipeline):
+    assert pipeline.run("monitor").state == "success"
+    [folder] = list(pipeline.area("reports/drift").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["drift"] is False and summary["drifted_columns"] == []
+    assert (folder / "report.html").stat().st_size > 10_000
+    assert asset_events("drift") == []
+
+
+def test_shifted_market_is_reported_as_drift_with_its_columns(pipeline):
+    pipeline.set_day(day=2, shift=True)
+    for stage in ("ingest", "score", "monitor"):
+        assert pipeline.run(stage).state == "success", stage
+    [event] = asset_events("drift")
+    assert event["share"] >= 0.3
+    assert {"area_m2", "distance_km", "age_years"} <= set(event["drifted_columns"])
+    assert event["model_version"] == "1"
+
+
+def test_retrain_after_drift_records_its_decision(pipeline):
+    assert pipeline.run("train").state == "success"
+    version = pipeline.client.get_model_version(NAME, "2")
+    assert version.tags["decision"] in {"promoted", "rejected"}
+    assert version.tags["evaluated_against"] == "1"
+    if version.tags["decision"] == "promoted":
+        assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("2", "1")
+    else:
+        assert pipeline.alias("champion") == "1"
+
+
+def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, caplog):
+    champion = pipeline.alias("champion")
+    validated_before = len(asset_events("validated"))
+    pipeline.set_day(day=3, shift=False, corrupt=True)
+    assert pipeline.run("ingest").state == "failed"
+    quarantined = [f for f in pipeline.area("quarantine").iterdir() if (f / "validation.json").exists()]
+    [folder] = quarantined
+    result = json.loads((folder / "validation.json").read_text())
+    assert not result["success"]
+    assert any(f["column"] == "area_m2" for f in result["failures"])
+    assert (folder / "data.parquet").exists() and (folder / "scrape_rejects.jsonl").exists()
+    assert len(asset_events("validated")) == validated_before
+    assert pipeline.alias("champion") == champion
+    assert folder.name not in {m["partition"] for m in pipeline.manifests("validated")}

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+import pytest
+
+from mlops_pack.core.scrape import ScrapeError, coerce, crawl
+from mlops_pack.core.spec import load_spec
+from tests.conftest import write_spec
+
+
+@pytest.mark.parametrize(("raw", "kind", "value"), [
+    ("€ 245,300", "number", 245300.0), ("72.5 m²", "number", 72.5), ("23 years", "integer", 23),
+    ("  ", "number", None), ("2026-11-01", "date", "2026-11-01"), (" Lyon ", "string", "Lyon"),
+])
+def test_coerce(raw, kind, value):
+    assert coerce(raw, kind) == value
+
+
+def test_coerce_rejects_garbage():
+    with pytest.raises(ValueError, match="'n/a' is not a number"):
+        coerce("n/a", "number")
+
+
+@pytest.fixture
+def source(tmp_path, demo_site):
+    url, _ = demo_site
+    return load_spec(write_spec(tmp_path, url)).source
+
+
+def test_crawl_follows_pagination_and_types_fields(source, demo_site):
+    _, site = demo_site
+    with httpx.Client() as client:
+        result = crawl(source, client)
+    assert result.stats["pages_fetched"] == site.state.pages
+    assert len(result.records) == site.state.records_per_day
+    first = result.records[0]
+    assert first["listing_id"] == "d001-00000"
+    assert isinstance(first["area_m2"], float) and isinstance(first["rooms"], int)
+    assert result.quarantined == []
+
+
+def test_crawl_keeps_garbage_values_as_null_and_quarantines_the_reason(source, demo_site):
+    _, site = demo_site
+    site.set_state(dataclasses.replace(site.state, corrupt=True))
+    try:
+        with httpx.Client() as client:
+            result = crawl(source, client)
+    finally:
+        site.set_state(dataclasses.replace(site.state, corrupt=False))
+    assert all(r["area_m2"] is None for r in result.records)
+    reasons = {q["reason"] for q in result.quarantined}
+    assert any("area_m2: 'n/a' is not a number" in r for r in reasons)
+    # truncated pages lose records but never sink the run
+    assert len(result.records) < site.state.records_per_day
+
+
+def test_crawl_refuses_hosts_outside_the_allow_list(source):
+    source = source.model_copy(update={"start_urls": ["http://example.invalid/listings"]})
+    with httpx.Client() as client, pytest.raises(ScrapeError, match="no page fetched"):
+        crawl(source, client)
+
+
+def test_crawl_names_an_unreachable_site(source):
+    from tests.conftest import free_port
+
+    port = free_port()
+    source = source.model_copy(update={"start_urls": [f"http://127.0.0.1:{port}/listings"],
+                                       "allowed_hosts": [f"127.0.0.1:{port}"]})
+    with httpx.Client() as client, pytest.raises(ScrapeError, match=f"127.0.0.1:{port}/robots.txt"):
+        crawl(source, client)

@@ -16,9 +16,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HOME = Path(tempfile.mkdtemp(prefix="mlops-test-home-"))
+DAGS = HOME / "dags"  # test pipelines' thin DAG files; tests of the repo's dags/ load that folder directly
+DAGS.mkdir()
 os.environ.update({
     "AIRFLOW_HOME": str(HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__UNIT_TEST_MODE": "True",

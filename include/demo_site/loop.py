@@ -74,8 +74,9 @@ class Airflow:
 
     def __init__(self, home: Path, api_port: int):
         self.home, self.api_port = home, api_port
-        self.env = {**os.environ, "AIRFLOW_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+        # Only airflow.cfg configures these processes: AIRFLOW__* variables of the caller would override it.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        self.env.update(AIRFLOW_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         self.procs: list[subprocess.Popen] = []
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30)
 
@@ -212,7 +213,7 @@ def collect_summary(airflow: Airflow, home: Path, partition_key) -> dict:
     data = home / "mlops-data" / PIPELINE
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     versions = sorted(client.search_model_versions(f"name='{PIPELINE}'"), key=lambda v: int(v.version))
-    aliases = {a: client.get_model_version_by_alias(PIPELINE, a).version
+    aliases = {a: str(client.get_model_version_by_alias(PIPELINE, a).version)
                for a in ("champion", "previous", "challenger") if _has_alias(client, a)}
     promotions = [json.loads(p.read_text()) for p in sorted((data / "promotions").glob("*.json"))]
     monitors = []
@@ -229,7 +230,7 @@ def collect_summary(airflow: Airflow, home: Path, partition_key) -> dict:
         "champion_history": [{"version": p["version"], "decision": p["decision"], "reason": p["reason"],
                               "champion_before": p["champion_before"], "champion_after": p["champion_after"],
                               "run_id": p["run_id"]} for p in promotions],
-        "model_versions": [{"version": v.version, "decision": v.tags.get("decision"), "reason": v.tags.get("reason")}
+        "model_versions": [{"version": str(v.version), "decision": v.tags.get("decision"), "reason": v.tags.get("reason")}
                            for v in versions],
         "aliases": aliases,
         "monitor_runs": monitors,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from tests.conftest import HOME, write_spec
+from tests.conftest import DAGS, HOME, write_spec
 
 NAME = "oploop"
 
@@ -47,7 +47,7 @@ class Pipeline:
 
     def alias(self, alias: str) -> str | None:
         try:
-            return self.client.get_model_version_by_alias(NAME, alias).version
+            return str(self.client.get_model_version_by_alias(NAME, alias).version)
         except Exception:  # noqa: BLE001
             return None
 
@@ -67,6 +67,9 @@ def asset_events(kind: str) -> list[dict]:
 def pipeline(airflow_db, demo_site):
     url, site = demo_site
     spec = write_spec(HOME / "pipelines", url, name=NAME)
+    # dag.test() runs DAGs of the dags-folder bundle, so the pipeline gets a thin DAG file there.
+    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
+                                     f"globals().update(build_dags({str(spec)!r}))\n")
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
     yield Pipeline(site, spec, HOME / "data")
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
@@ -138,7 +141,7 @@ def test_retrain_after_drift_records_its_decision(pipeline):
         assert pipeline.alias("champion") == "1"
 
 
-def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, caplog):
+def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline):
     champion = pipeline.alias("champion")
     validated_before = len(asset_events("validated"))
     pipeline.set_day(day=3, shift=False, corrupt=True)

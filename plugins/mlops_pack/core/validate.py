@@ -7,6 +7,7 @@ is used by default; pass ``docs_dir`` to also build Data Docs (an HTML page per 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,12 +103,15 @@ def summarise(run, suite_name: str, docs_dir: Path | None) -> dict[str, Any]:
 
 
 def _round(value):
-    return None if value is None else round(float(value), 3)
+    return None if value is None or not math.isfinite(float(value)) else round(float(value), 3)
 
 
 def _jsonable(value):
+    """XCom and asset extras are strict JSON: NaN and infinities become None, other objects strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
         return value
-    except TypeError:
+    except (TypeError, ValueError):
         return str(value)

@@ -106,7 +106,7 @@ class MlflowHook(BaseHook):
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version_by_alias(model_name, alias).version
+            return str(self.client.get_model_version_by_alias(model_name, alias).version)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None

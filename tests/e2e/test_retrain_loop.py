@@ -1,0 +1,55 @@
+"""The whole loop with real Airflow processes: the drift event retrains through the real scheduler."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    from demo_site.loop import run_loop
+
+    home = tmp_path_factory.mktemp("e2e-home")
+    return run_loop(home, records=400, site_port=free_port(), api_port=free_port(), timeout=360)
+
+
+def test_every_run_of_the_loop_succeeded(summary):
+    failed = [r for r in summary["runs"] if r["state"] != "success"]
+    assert failed == []
+    ingests = [r for r in summary["runs"] if r["dag_id"] == "listings__ingest"]
+    assert [r["run_type"] for r in ingests] == ["manual"] * 3
+
+
+def test_drift_event_triggered_a_retrain_through_the_scheduler(summary):
+    drift_runs = [m for m in summary["monitor_runs"] if m["drift"]]
+    assert drift_runs, summary["monitor_runs"]
+    assert {"area_m2", "distance_km"} <= set(drift_runs[0]["drifted_columns"])
+    retrains = [r for r in summary["runs"] if r["dag_id"] == "listings__train" and
+                "listings.drift" in r.get("triggered_by", [])]
+    assert len(retrains) == 1  # the cooldown stops a retrain storm
+    assert retrains[0]["run_type"] == "asset_triggered"
+
+
+def test_clean_days_report_no_drift(summary):
+    before_shift = [m for m in summary["monitor_runs"] if m["model_version"] == "1"]
+    assert before_shift and not before_shift[0]["drift"]
+
+
+def test_champion_history_matches_the_registry(summary):
+    history = summary["champion_history"]
+    assert history[0] == {**history[0], "version": "1", "decision": "promoted", "champion_before": None,
+                          "champion_after": "1"}
+    champion = None
+    for record in history:
+        assert record["champion_before"] == champion
+        champion = record["champion_after"]
+        assert record["reason"]
+    assert summary["aliases"]["champion"] == champion
+    trains = [r for r in summary["runs"] if r["dag_id"] == "listings__train"]
+    assert len(history) == len(trains)
+    tags = {v["version"]: v["decision"] for v in summary["model_versions"]}
+    assert tags == {r["version"]: r["decision"] for r in history}

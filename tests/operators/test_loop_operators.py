@@ -141,11 +141,15 @@ def test_retrain_after_drift_records_its_decision(pipeline):
         assert pipeline.alias("champion") == "1"
 
 
-def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline):
+def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):
     champion = pipeline.alias("champion")
     validated_before = len(asset_events("validated"))
     pipeline.set_day(day=3, shift=False, corrupt=True)
+    capfd.readouterr()
     assert pipeline.run("ingest").state == "failed"
+    log = capfd.readouterr()
+    assert "ALERT: oploop partition" in log.out + log.err
+    assert "failed validation" in log.out + log.err
     quarantined = [f for f in pipeline.area("quarantine").iterdir() if (f / "validation.json").exists()]
     [folder] = quarantined
     result = json.loads((folder / "validation.json").read_text())

@@ -11,13 +11,17 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from mlops_pack import settings
 from mlops_pack.assets import PipelineAssets
 from mlops_pack.core.spec import load_spec
 from mlops_pack.operators.drift import EvidentlyDriftOperator
+from mlops_pack.operators.loop_steps import (
+    PartitionsFromEventsOperator,
+    PublishChampionOperator,
+    SignalDriftOperator,
+)
 from mlops_pack.operators.promote import MlflowPromoteOperator
 from mlops_pack.operators.score import BatchScoreOperator
 from mlops_pack.operators.scrape import WebScrapeOperator
@@ -74,18 +78,8 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         promote = MlflowPromoteOperator(task_id="promote",
                                         challenger_version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
                                         **common)
-
-        @task(outlets=[assets.champion])
-        def publish_champion(decision: dict, *, outlet_events=None) -> dict:
-            """Emit the champion-changed event only when the challenger was promoted."""
-            if not decision["promote"]:
-                raise AirflowSkipException(f"champion unchanged: {decision['reason']}")
-            extra = {k: decision[k] for k in ("model", "version", "champion_before", "reason")}
-            outlet_events[assets.champion].extra = extra
-            return extra
-
-        train >> promote
-        publish_champion(promote.output)
+        publish = PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion)
+        train >> promote >> publish
     return dag
 
 
@@ -94,22 +88,10 @@ def _score(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
                                   "empty means the ones in the triggering events, else the latest")}
     with _dag(spec, "score", assets.validated | assets.champion,
               "score new or re-score latest validated partitions with the champion.", params=params) as dag:
-
-        @task
-        def partitions_to_score(*, triggering_asset_events=None, params=None) -> list[str]:
-            """Folders named by validated events; the latest partition when the champion changed."""
-            from mlops_pack.core.storage import complete_partitions
-            from mlops_pack.hooks.storage import PipelineStorageHook
-
-            folders = list(params.get("partitions") or [])
-            folders += [e.extra["folder"] for e in (triggering_asset_events or {}).get(assets.validated, [])]
-            if not folders:
-                latest = complete_partitions(PipelineStorageHook(spec.name).area("validated"))[-1:]
-                folders = [m["folder"] for m in latest]
-            return list(dict.fromkeys(folders))
-
+        targets = PartitionsFromEventsOperator(task_id="partitions_to_score", pipeline=spec.name,
+                                               asset=assets.validated, area="validated", param_name="partitions")
         BatchScoreOperator.partial(task_id="score", outlets=[assets.predictions], **common).expand(
-            partition_folder=partitions_to_score())
+            partition_folder=targets.output)
     return dag
 
 
@@ -119,37 +101,10 @@ def _monitor(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     with _dag(spec, "monitor", assets.predictions,
               "Evidently drift of new predictions vs the champion's training data; signal drift.",
               params=params) as dag:
-
-        @task
-        def current_predictions(*, triggering_asset_events=None, params=None) -> list[str]:
-            from mlops_pack.core.storage import complete_partitions
-            from mlops_pack.hooks.storage import PipelineStorageHook
-
-            folders = list(params.get("prediction_folders") or [])
-            folders += [e.extra["folder"] for e in (triggering_asset_events or {}).get(assets.predictions, [])]
-            if not folders:
-                folders = [m["folder"] for m in
-                           complete_partitions(PipelineStorageHook(spec.name).area("predictions"))[-1:]]
-            if not folders:
-                raise AirflowSkipException("no predictions yet")
-            return list(dict.fromkeys(folders))
-
-        report = EvidentlyDriftOperator(task_id="drift_report", current_folders=current_predictions(), **common)
-
-        @task(outlets=[assets.drift])
-        def signal_drift(summary: dict, *, outlet_events=None) -> dict:
-            """Emit the drift event (which retrains) unless there is no drift or the cooldown holds."""
-            from mlops_pack.core.cooldown import claim
-            from mlops_pack.hooks.storage import PipelineStorageHook
-
-            if not summary["drift"]:
-                raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
-            marker = PipelineStorageHook(spec.name).area("reports") / "drift" / "last_signal.json"
-            if not claim(marker, spec.drift.cooldown_minutes):
-                raise AirflowSkipException(f"drift within the {spec.drift.cooldown_minutes} min cooldown: no retrain")
-            extra = {k: summary[k] for k in ("share", "drifted_columns", "model_version", "report_uri")}
-            outlet_events[assets.drift].extra = extra
-            return extra
-
-        signal_drift(report.output)
+        current = PartitionsFromEventsOperator(task_id="current_predictions", pipeline=spec.name,
+                                               asset=assets.predictions, area="predictions",
+                                               param_name="prediction_folders")
+        report = EvidentlyDriftOperator(task_id="drift_report", current_folders=current.output, **common)
+        SignalDriftOperator(task_id="signal_drift", summary=report.output, asset=assets.drift, pipeline=spec.name,
+                            cooldown_minutes=spec.drift.cooldown_minutes)
     return dag

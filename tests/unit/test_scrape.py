@@ -4,9 +4,9 @@ import dataclasses
 
 import httpx
 import pytest
-
 from mlops_pack.core.scrape import ScrapeError, coerce, crawl
 from mlops_pack.core.spec import load_spec
+
 from tests.conftest import write_spec
 
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from mlops_pack.core.spec import SpecError, estimator_path_problem, load_spec
+
 from tests.conftest import REPO, write_spec
 
 

@@ -3,9 +3,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
-
 from mlops_pack.core.storage import (
-    StorageError, complete_partitions, data_version, move_partition, partition_key, read_partition, write_partition,
+    StorageError,
+    complete_partitions,
+    data_version,
+    move_partition,
+    partition_key,
+    read_partition,
+    write_partition,
 )
 
 

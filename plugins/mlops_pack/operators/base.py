@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_pack.hooks.storage import PipelineStorageHook
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_pack.core.spec import PipelineSpec
+    from mlops_pack.hooks.storage import PipelineStorageHook
 
 
 class PipelineOperator(BaseOperator):
@@ -40,6 +39,8 @@ class PipelineOperator(BaseOperator):
 
     @cached_property
     def storage(self) -> PipelineStorageHook:
+        from mlops_pack.hooks.storage import PipelineStorageHook
+
         return PipelineStorageHook(self.spec.name, storage_root=self.storage_root)
 
     @staticmethod

@@ -1,0 +1,92 @@
+"""DAG-file parse time: each file in dags/ vs a trivial DAG file with the same DAGs and task counts.
+
+    python bench/dag_parse.py [--rounds 15]
+
+Each parse runs in a fresh interpreter that has already imported ``airflow.sdk`` (as Airflow's DAG
+processor has), so the timing covers what parsing that file costs: its own imports, reading and
+validating the spec, and building the DAGs. Files are interleaved round by round, so machine noise
+hits both alike; the ratio of medians is printed. Design bar: <= 1.10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+TIMER = r"""
+import sys, time, importlib.util
+sys.path.insert(0, {plugins!r})
+import airflow.sdk  # the DAG processor has this loaded before it parses a file
+from airflow.sdk import DAG
+start = time.perf_counter()
+spec = importlib.util.spec_from_file_location("parsed", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+elapsed = time.perf_counter() - start
+dags = [v for v in vars(module).values() if isinstance(v, DAG)]
+print(elapsed, sum(len(d.tasks) for d in dags), len(dags))
+"""
+
+
+def trivial_dag_file(task_counts: list[int], with_assets: bool) -> str:
+    """Source of a DAG file with plain chained EmptyOperators, one DAG per entry of ``task_counts``;
+    ``with_assets`` schedules each DAG on an ``mlops://`` asset as the pack's DAGs are (Airflow loads
+    its providers' asset-URI handlers for the first asset with a scheme, which costs tens of ms)."""
+    lines = ["import datetime as dt", "from airflow.sdk import DAG, Asset, chain",
+             "from airflow.providers.standard.operators.empty import EmptyOperator", ""]
+    for i, count in enumerate(task_counts):
+        schedule = f"Asset(name='a{i}', uri='mlops://trivial/a{i}')" if with_assets else "None"
+        lines += [f"with DAG(dag_id='trivial_{i}', schedule={schedule}, start_date=dt.datetime(2026, 1, 1)) as dag_{i}:",
+                  f"    chain(*[EmptyOperator(task_id=f't{{n}}') for n in range({count})])", ""]
+    return "\n".join(lines)
+
+
+def parse_once(path: Path) -> tuple[float, int, int]:
+    code = TIMER.format(plugins=str(REPO / "plugins"), path=str(path))
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    seconds, tasks, dags = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), int(tasks), int(dags)
+
+
+def task_counts(path: Path) -> list[int]:
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'plugins')!r}); import importlib.util as u;"
+            f"s = u.spec_from_file_location('m', {str(path)!r}); m = u.module_from_spec(s); s.loader.exec_module(m);"
+            "from airflow.sdk import DAG; print(*[len(v.tasks) for v in vars(m).values() if isinstance(v, DAG)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [int(x) for x in out.stdout.strip().splitlines()[-1].split()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for dag_file in sorted((REPO / "dags").glob("*.py")):
+            counts = task_counts(dag_file)
+            baselines = {}
+            for with_assets in (True, False):
+                baselines[with_assets] = Path(tmp) / f"trivial_{dag_file.stem}_{with_assets}.py"
+                baselines[with_assets].write_text(trivial_dag_file(counts, with_assets))
+            times: dict[str, list[float]] = {"ours": [], "assets": [], "plain": []}
+            for _ in range(args.rounds):
+                times["ours"].append(parse_once(dag_file)[0])
+                times["assets"].append(parse_once(baselines[True])[0])
+                times["plain"].append(parse_once(baselines[False])[0])
+            m = {k: statistics.median(v) for k, v in times.items()}
+            print(f"{dag_file.name}: {len(counts)} DAGs, {sum(counts)} tasks; parse median {m['ours'] * 1000:.1f} ms")
+            print(f"  vs trivial DAG file, same tasks, asset-scheduled: {m['assets'] * 1000:.1f} ms -> "
+                  f"{m['ours'] / m['assets']:.2f}x (bar <= 1.10x)")
+            print(f"  vs trivial DAG file, same tasks, no assets:       {m['plain'] * 1000:.1f} ms -> "
+                  f"{m['ours'] / m['plain']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -64,8 +64,8 @@ def require_service(name: str, host: str, port: int) -> None:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated Airflow metadata DB for dag.test()."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env=os.environ)
+    for command in (["db", "migrate"], ["pools", "set", "mlops_registry", "1", "registry writes"]):
+        subprocess.run([sys.executable, "-m", "airflow", *command], check=True, capture_output=True, env=os.environ)
     return HOME
 
 

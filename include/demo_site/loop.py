@@ -155,23 +155,33 @@ def set_site(site, **changes) -> None:
     site.set_state(dataclasses.replace(site.state, **changes))
 
 
-def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float) -> dict:
-    from mlops_pack.core.storage import partition_key
-
+def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str] | None = None) -> Airflow:
+    """Write the Airflow home (config, spec copy pointed at the site), migrate it; returns its processes' handle."""
     spec_dir = home / "pipelines"
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec_text = (REPO / "include" / "pipelines" / f"{PIPELINE}.yaml").read_text()
     # The demo moves the site's days itself, so its copy of the spec has no nightly cron.
-    spec_text = (spec_text.replace("127.0.0.1:8765", f"127.0.0.1:{site_port}")
-                 .replace("../suites/", f"{REPO / 'include' / 'suites'}/")
-                 .replace('ingest: "0 2 * * *"', "ingest: null"))
+    spec_text = (REPO / "include" / "pipelines" / f"{PIPELINE}.yaml").read_text()
+    edits = {"127.0.0.1:8765": f"127.0.0.1:{site_port}", "../suites/": f"{REPO / 'include' / 'suites'}/",
+             'ingest: "0 2 * * *"': "ingest: null", **(spec_edits or {})}
+    for old, new in edits.items():
+        if old not in spec_text:
+            raise ValueError(f"spec edit {old!r} matches nothing in {PIPELINE}.yaml")
+        spec_text = spec_text.replace(old, new)
     (spec_dir / f"{PIPELINE}.yaml").write_text(spec_text)
     write_config(home, api_port, spec_dir)
     airflow = Airflow(home, api_port)
-    started = time.monotonic()
     print(f"[demo] Airflow home {home}; migrating the metadata DB ...", flush=True)
     airflow.run("db", "migrate")
+    airflow.run("pools", "set", "mlops_registry", "1", "MLflow registry writes: one promotion at a time")
     _init_mlflow(home)
+    return airflow
+
+
+def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float) -> dict:
+    from mlops_pack.core.storage import partition_key
+
+    started = time.monotonic()
+    airflow = prepare(home, site_port, api_port)
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
     airflow.start()
     try:

@@ -1,4 +1,5 @@
-"""Turn one pipeline spec into its DAGs: ``<name>__ingest``, ``__train``, ``__score``, ``__monitor``.
+"""Turn one pipeline spec into its DAGs: ``<name>__ingest``, ``__train``, ``__score``, ``__monitor``
+and ``__rollback``.
 
 Runs at every DAG parse, so it imports only Airflow's SDK and the pack's light modules; operators
 import their heavy libraries inside execute(). A bad spec raises SpecError, which Airflow shows as
@@ -22,7 +23,8 @@ from mlops_pack.operators.loop_steps import (
     PublishChampionOperator,
     SignalDriftOperator,
 )
-from mlops_pack.operators.promote import MlflowPromoteOperator
+from mlops_pack.operators.promote import MlflowEvaluateOperator, MlflowPromoteOperator
+from mlops_pack.operators.rollback import MlflowRollbackOperator
 from mlops_pack.operators.score import BatchScoreOperator
 from mlops_pack.operators.scrape import WebScrapeOperator
 from mlops_pack.operators.train import MlflowTrainOperator
@@ -44,7 +46,7 @@ def build_dags(path: str | Path) -> dict[str, DAG]:
     assets = PipelineAssets.of(spec.name)
     common = {"spec_path": str(Path(path).resolve())}
     dags = [_ingest(spec, assets, common), _train(spec, assets, common), _score(spec, assets, common),
-            _monitor(spec, assets, common)]
+            _monitor(spec, assets, common), _rollback(spec, assets, common)]
     return {d.dag_id: d for d in dags}
 
 
@@ -71,15 +73,40 @@ def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
 def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     params = {"window_partitions": Param(spec.model.window_partitions, type="integer", minimum=1,
                                          description="How many of the latest validated partitions to train on")}
+    policy = spec.promotion
+    registry = {"pool": policy.pool} if policy.pool else {}
     with _dag(spec, "train", assets.validated | assets.drift,
               "train a challenger, judge it against the champion, promote it if it wins.",
               params=params, max_active_runs=1) as dag:
         train = MlflowTrainOperator(task_id="train", window_partitions="{{ params.window_partitions }}", **common)
-        promote = MlflowPromoteOperator(task_id="promote",
-                                        challenger_version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
-                                        **common)
-        publish = PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion)
-        train >> promote >> publish
+        version = "{{ ti.xcom_pull(task_ids='train')['version'] }}"
+        if policy.require_approval:
+            from mlops_pack.operators.approval import (
+                PromotionApprovalOperator,  # only specs that ask pay for it
+            )
+
+            evaluate = MlflowEvaluateOperator(task_id="evaluate", challenger_version=version, **common)
+            approve = PromotionApprovalOperator(task_id="approve", gate=evaluate.output,
+                                                response_timeout=dt.timedelta(hours=policy.approval_timeout_hours))
+            promote = MlflowPromoteOperator(task_id="promote", challenger_version=version, gate=evaluate.output,
+                                            approval=approve.output, **registry, **common)
+            train >> evaluate >> approve >> promote
+        else:
+            promote = MlflowPromoteOperator(task_id="promote", challenger_version=version, **registry, **common)
+            train >> promote
+        promote >> PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion)
+    return dag
+
+
+def _rollback(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    params = {"target_version": Param(None, type=["null", "string"],
+                                      description="Version to restore; empty means the previous champion"),
+              "reason": Param("manual rollback", type="string", description="Recorded with the decision")}
+    registry = {"pool": spec.promotion.pool} if spec.promotion.pool else {}
+    with _dag(spec, "rollback", None, "move the champion back to the previous (or a named) version.",
+              params=params, max_active_runs=1) as dag:
+        MlflowRollbackOperator(task_id="rollback", target_version="{{ params.target_version or '' }}",
+                               reason="{{ params.reason }}", outlets=[assets.champion], **registry, **common)
     return dag
 
 

@@ -14,7 +14,7 @@ def summary(tmp_path_factory):
     from demo_site.loop import run_loop
 
     home = tmp_path_factory.mktemp("e2e-home")
-    return run_loop(home, records=400, site_port=free_port(), api_port=free_port(), timeout=360)
+    return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=360)
 
 
 def test_every_run_of_the_loop_succeeded(summary):

@@ -25,8 +25,8 @@ class Pipeline:
         self.site, self.root = site, root
         self.dags = build_dags(spec_path)
 
-    def run(self, stage: str):
-        return self.dags[f"{NAME}__{stage}"].test()
+    def run(self, stage: str, **conf):
+        return self.dags[f"{NAME}__{stage}"].test(run_conf=conf or None)
 
     def area(self, name: str) -> ObjectStoragePath:
         return ObjectStoragePath(f"file://{self.root}/{NAME}/{name}")
@@ -66,7 +66,8 @@ def asset_events(kind: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def pipeline(airflow_db, demo_site):
     url, site = demo_site
-    spec = write_spec(HOME / "pipelines", url, name=NAME)
+    # 400 listings a day hold out 80 rows: let the gate judge them
+    spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50"})
     # dag.test() runs DAGs of the dags-folder bundle, so the pipeline gets a thin DAG file there.
     (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
                                      f"globals().update(build_dags({str(spec)!r}))\n")
@@ -82,7 +83,8 @@ def test_ingest_writes_a_validated_partition_and_event(pipeline):
     frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
     assert frame["listing_id"].is_unique and frame["price"].notna().all()
     [event] = asset_events("validated")
-    assert event == {k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
+    assert {k: event[k] for k in ("uri", "folder", "version", "rows", "partition")} == {
+        k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
 
 
 def test_train_registers_and_promotes_the_first_model(pipeline):
@@ -139,6 +141,31 @@ def test_retrain_after_drift_records_its_decision(pipeline):
         assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("2", "1")
     else:
         assert pipeline.alias("champion") == "1"
+
+
+def records() -> list[dict]:
+    folder = ObjectStoragePath(f"file://{HOME / 'data'}/{NAME}/promotions")
+    return sorted((json.loads(p.read_text()) for p in folder.iterdir()), key=lambda r: r["decided_at"])
+
+
+def test_rollback_restores_the_previous_champion_and_records_it(pipeline):
+    assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("2", "1")  # the shifted retrain won
+    assert pipeline.run("rollback", reason="v2 misprices old flats").state == "success"
+    assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("1", "2")
+    last = records()[-1]
+    assert last["decision"] == "rolled_back" and last["reason"].endswith("v2 misprices old flats")
+    assert (last["champion_before"], last["champion_after"]) == ("2", "1")
+    assert asset_events("champion")[-1]["version"] == "1"
+    assert pipeline.run("rollback", target_version="2").state == "success"
+    assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("2", "1")
+
+
+def test_rollback_refuses_a_version_that_failed_the_gate(pipeline):
+    assert pipeline.run("train").state == "success"  # same data again: an identical challenger, rejected
+    rejected = pipeline.client.get_model_version(NAME, "3")
+    assert rejected.tags["decision"] == "rejected" and rejected.tags["reason"].startswith("not better")
+    assert pipeline.run("rollback", target_version="3").state == "failed"
+    assert (pipeline.alias("champion"), pipeline.alias("previous")) == ("2", "1")
 
 
 def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):

@@ -1,52 +1,149 @@
-"""The promotion gate: should the challenger replace the champion? Pure logic on metric dicts."""
+"""The promotion gate: should the challenger replace the champion? Pure logic on predictions.
+
+Both models are scored on the same holdout. A point estimate is not enough: the improvement of each
+metric with a change threshold comes with a paired bootstrap confidence interval (the same
+resampled rows for both models), and "better" means the interval's lower bound clears the required
+change. The first model (no champion) is judged on value thresholds alone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from mlops_pack.core.spec import METRIC_DIRECTIONS
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from mlops_pack.core.spec import PromotionSpec
 
 
 @dataclass(frozen=True)
-class Decision:
+class GateResult:
     promote: bool
     reason: str
+    holdout_rows: int
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None = None
+    intervals: list[dict[str, Any]] = field(default_factory=list)
+    slices_failed: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
-        return {"promote": self.promote, "decision": "promoted" if self.promote else "rejected",
-                "reason": self.reason}
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "decision": "promoted" if self.promote else "rejected"}
 
 
-def threshold_failures(metrics: dict[str, float], policy: PromotionSpec) -> list[str]:
+def metric_samples(metric: str, y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``metric`` on each row of index matrix ``idx`` (shape resamples x n); one value per resample."""
+    import numpy as np
+
+    yt, yp = y[idx], pred[idx]
+    if metric == "rmse":
+        return np.sqrt(np.mean((yt - yp) ** 2, axis=1))
+    if metric == "mae":
+        return np.mean(np.abs(yt - yp), axis=1)
+    if metric == "r2":
+        total = np.sum((yt - yt.mean(axis=1, keepdims=True)) ** 2, axis=1)
+        return 1 - np.sum((yt - yp) ** 2, axis=1) / np.where(total == 0, np.nan, total)
+    if metric == "accuracy":
+        return np.mean(yt == yp, axis=1)
+    from sklearn import metrics as m
+
+    score = {"f1": lambda a, b: m.f1_score(a, b, average="macro"), "roc_auc": m.roc_auc_score}[metric]
+    return np.array([score(a, b) for a, b in zip(yt, yp, strict=True)])
+
+
+def point(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
+    return float(metric_samples(metric, y, pred, np.arange(len(y))[None, :])[0])
+
+
+def value_failures(metrics: dict[str, float], policy: PromotionSpec) -> list[str]:
     failures = []
-    for name, bound in policy.thresholds.items():
-        value = metrics.get(name)
-        if value is None:
-            failures.append(f"{name} was not measured")
-        elif bound.min is not None and value < bound.min:
-            failures.append(f"{name}={value:.4g} < min {bound.min:g}")
-        elif bound.max is not None and value > bound.max:
-            failures.append(f"{name}={value:.4g} > max {bound.max:g}")
+    for name, rule in policy.metrics.items():
+        value = metrics[name]
+        if rule.min is not None and value < rule.min:
+            failures.append(f"{name}={value:.4g} < min {rule.min:g}")
+        if rule.max is not None and value > rule.max:
+            failures.append(f"{name}={value:.4g} > max {rule.max:g}")
     return failures
 
 
-def decide(challenger: dict[str, float], champion: dict[str, float] | None, policy: PromotionSpec) -> Decision:
-    """Promote when value thresholds pass and (if there is a champion) the challenger beats it on the
-    same holdout by at least ``min_relative_improvement`` of the policy metric."""
-    failures = threshold_failures(challenger, policy)
+def bootstrap_interval(metric: str, y, challenger, champion, policy: PromotionSpec) -> dict[str, Any]:
+    """Paired bootstrap CI of the challenger's improvement on ``metric`` (positive = better)."""
+    import numpy as np
+
+    sign = 1.0 if policy.direction(metric) == "higher" else -1.0
+    rng = np.random.default_rng(policy.seed)
+    n, deltas = len(y), []
+    for start in range(0, policy.bootstrap_samples, 250):  # bounded memory: 250 resamples at a time
+        idx = rng.integers(0, n, size=(min(250, policy.bootstrap_samples - start), n))
+        deltas.append(sign * (metric_samples(metric, y, challenger, idx) - metric_samples(metric, y, champion, idx)))
+    delta = np.concatenate(deltas)
+    alpha = (1 - policy.confidence) / 2
+    low, high = np.nanquantile(delta, [alpha, 1 - alpha])
+    old, new = point(metric, y, champion), point(metric, y, challenger)
+    rule = policy.metrics[metric]
+    required = max(rule.min_delta or 0.0, (rule.min_relative_delta or 0.0) * abs(old))
+    return {"metric": metric, "champion": old, "challenger": new, "improvement": sign * (new - old),
+            "low": float(low), "high": float(high), "confidence": policy.confidence, "required": required,
+            "cleared": bool(low > required)}
+
+
+def slice_regressions(slices: pd.DataFrame | None, y, challenger, champion, policy: PromotionSpec) -> list[dict]:
+    """Slices (column=value with enough rows) where the challenger is worse beyond the tolerance."""
+    import numpy as np
+
+    if slices is None or not policy.slices:
+        return []
+    metric, failed = policy.primary, []
+    sign = 1.0 if policy.direction(metric) == "higher" else -1.0
+    for column in policy.slices:
+        values = slices[column].to_numpy()
+        for value in sorted({v for v in values if v is not None and v == v}, key=str):
+            rows = np.flatnonzero(values == value)
+            if len(rows) < policy.min_slice_rows:
+                continue
+            old, new = point(metric, y[rows], champion[rows]), point(metric, y[rows], challenger[rows])
+            if sign * (new - old) < -policy.slice_tolerance * abs(old):
+                failed.append({"slice": f"{column}={value}", "rows": int(len(rows)), "metric": metric,
+                               "champion": old, "challenger": new})
+    return failed
+
+
+def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame | None = None) -> GateResult:
+    """The gate's decision for predictions ``challenger`` vs ``champion`` (None: first model) on ``y``."""
+    import numpy as np
+
+    y, challenger = np.asarray(y), np.asarray(challenger)
+    n = len(y)
+    new_metrics = {m: point(m, y, challenger) for m in policy.metrics}
+    if n < policy.min_holdout_rows:
+        return GateResult(False, f"holdout has {n} rows, fewer than min_holdout_rows={policy.min_holdout_rows}",
+                          n, new_metrics)
+    failures = value_failures(new_metrics, policy)
     if failures:
-        return Decision(False, "fails value thresholds: " + "; ".join(failures))
-    metric = policy.metric
+        return GateResult(False, "fails value thresholds: " + "; ".join(failures), n, new_metrics)
     if champion is None:
-        return Decision(True, f"first model: passes value thresholds ({metric}={challenger[metric]:.4g})")
-    new, old = challenger[metric], champion[metric]
-    sign = 1 if METRIC_DIRECTIONS[metric] == "higher" else -1
-    gain = sign * (new - old) / abs(old) if old else sign * (new - old)
-    summary = f"{metric} {new:.4g} vs champion {old:.4g} on the same holdout ({gain:+.2%})"
-    if gain > policy.min_relative_improvement:
-        return Decision(True, f"better: {summary}")
-    return Decision(False, f"not better by more than {policy.min_relative_improvement:.2%}: {summary}")
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in new_metrics.items())
+        return GateResult(True, f"first model: passes value thresholds ({shown})", n, new_metrics)
+    champion = np.asarray(champion)
+    old_metrics = {m: point(m, y, champion) for m in policy.metrics}
+    gated = [m for m, rule in policy.metrics.items() if rule.has_change_threshold] or [policy.primary]
+    intervals = [bootstrap_interval(m, y, challenger, champion, policy) for m in gated]
+    slices_failed = slice_regressions(slices, y, challenger, champion, policy)
+    text = "; ".join(_describe(i) for i in intervals)
+    if not all(i["cleared"] for i in intervals):
+        return GateResult(False, f"not better: {text}", n, new_metrics, old_metrics, intervals, slices_failed)
+    if slices_failed:
+        worst = ", ".join(f"{s['slice']} {s['metric']} {s['challenger']:.4g} vs {s['champion']:.4g}"
+                          for s in slices_failed[:3])
+        return GateResult(False, f"slice regression beyond {policy.slice_tolerance:.0%}: {worst}", n, new_metrics,
+                          old_metrics, intervals, slices_failed)
+    return GateResult(True, f"better: {text}", n, new_metrics, old_metrics, intervals)
+
+
+def _describe(i: dict[str, Any]) -> str:
+    verdict = "clears" if i["cleared"] else "does not clear"
+    return (f"{i['metric']} {i['challenger']:.4g} vs champion {i['champion']:.4g}, improvement {i['improvement']:.4g} "
+            f"[{i['confidence']:.0%} CI {i['low']:.4g}, {i['high']:.4g}] {verdict} the required {i['required']:.4g}")

@@ -32,22 +32,57 @@ class FieldSpec(_Strict):
 
 
 class SourceSpec(_Strict):
+    """Where and how to crawl. Defaults are polite and safe; docs/ingestion.md explains each group."""
+
+    # what to crawl
     start_urls: list[str] = Field(min_length=1)
-    allowed_hosts: list[str] = Field(min_length=1, description="host or host:port allowed to be fetched")
-    user_agent: str = "airflow-mlops-pack"
+    sitemaps: list[str] = Field(default_factory=list, description="sitemap.xml URLs whose <loc> pages are crawled")
+    sitemaps_from_robots: bool = Field(default=False, description="also crawl the Sitemap: lines of robots.txt")
     record_selector: str
-    next_page_selector: str | None = None
+    next_page_selector: str | None = Field(default=None, description="CSS selector of pagination links (all followed)")
     fields: dict[str, FieldSpec] = Field(min_length=1)
     key: str
     max_pages: int = Field(default=500, ge=1)
-    min_delay_seconds: float = Field(default=0.0, ge=0)
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_depth: int = Field(default=1000, ge=0, description="link hops from a start URL or sitemap entry")
+    # safety
+    allowed_hosts: list[str] = Field(min_length=1, description="host or host:port allowed to be fetched; a "
+                                     "loopback/private address is fetched only if named here as an IP")
+    max_redirects: int = Field(default=5, ge=0, le=5)
+    max_response_bytes: int = Field(default=5_000_000, ge=1024)
+    allowed_content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=10.0, gt=0, description="longest silence while reading")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="whole request, all phases")
+    # politeness
+    user_agent: str = "airflow-mlops-pack"
+    max_concurrency_per_host: int = Field(default=4, ge=1, le=64)
+    min_delay_seconds: float = Field(default=0.0, ge=0, description="between request starts to one host")
+    robots_cache_seconds: float = Field(default=86_400, ge=0, le=86_400)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.5, ge=0, description="first backoff; doubles, with jitter")
+    retry_max_seconds: float = Field(default=60.0, ge=0, description="time budget of one URL's retries")
+    # incremental crawls and the error budget
+    incremental: bool = Field(default=True, description="conditional requests with stored ETag/Last-Modified")
     max_failed_page_share: float = Field(default=0.2, ge=0, le=1)
+    max_failed_record_share: float = Field(default=0.2, ge=0, le=1)
 
     @model_validator(mode="after")
     def _key_is_a_field(self) -> SourceSpec:
         if self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of source.fields {sorted(self.fields)}")
+        return self
+
+    @model_validator(mode="after")
+    def _start_hosts_allowed(self) -> SourceSpec:
+        from urllib.parse import urlsplit
+
+        allowed = {h.lower() for h in self.allowed_hosts}
+        for url in [*self.start_urls, *self.sitemaps]:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http(s) URL")
+            if parts.netloc.lower() not in allowed and parts.hostname not in allowed:
+                raise ValueError(f"{url!r}: host {parts.netloc!r} is not in source.allowed_hosts {self.allowed_hosts}")
         return self
 
 
@@ -76,6 +111,16 @@ class FeaturesSpec(_Strict):
         return [*self.numeric, *self.categorical]
 
 
+class SearchSpec(_Strict):
+    """Cross-validated hyperparameter search over the estimator's params (time-ordered folds)."""
+
+    kind: Literal["grid", "random"] = "grid"
+    params: dict[str, list[Any]] = Field(min_length=1, description="estimator parameter -> candidate values")
+    cv: int = Field(default=3, ge=2)
+    n_iter: int = Field(default=10, ge=1, description="candidates tried by a random search")
+    scoring: str | None = Field(default=None, description="sklearn scorer name; default: the estimator's score")
+
+
 class ModelSpec(_Strict):
     task: Literal["regression", "classification"] = "regression"
     target: str
@@ -85,6 +130,7 @@ class ModelSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
     window_partitions: int = Field(default=5, ge=1, description="latest validated partitions to train on")
+    search: SearchSpec | None = None
 
     @field_validator("estimator")
     @classmethod
@@ -107,15 +153,42 @@ METRIC_DIRECTIONS = {"rmse": "lower", "mae": "lower", "r2": "higher", "accuracy"
                      "roc_auc": "higher"}
 
 
-class ThresholdSpec(_Strict):
+class MetricPolicy(_Strict):
+    """Gate for one metric: value thresholds on the challenger; change thresholds vs the champion."""
+
+    direction: Literal["higher", "lower"] | None = Field(default=None, description="default: by metric")
     min: float | None = None
     max: float | None = None
+    min_delta: float | None = Field(default=None, ge=0, description="absolute improvement required")
+    min_relative_delta: float | None = Field(default=None, ge=0, description="improvement as a share of champion")
+
+    @property
+    def has_change_threshold(self) -> bool:
+        return self.min_delta is not None or self.min_relative_delta is not None
 
 
 class PromotionSpec(_Strict):
-    metric: Literal["rmse", "mae", "r2", "accuracy", "f1", "roc_auc"] = "rmse"
-    thresholds: dict[str, ThresholdSpec] = Field(default_factory=dict, description="value gates per metric")
-    min_relative_improvement: float = Field(default=0.0, ge=0, description="share the challenger must beat the champion by")
+    metrics: dict[str, MetricPolicy] = Field(
+        default_factory=lambda: {"rmse": MetricPolicy(min_delta=0.0)},
+        description="per metric policy; the first metric with a change threshold is the primary one")
+    min_holdout_rows: int = Field(default=100, ge=1)
+    slices: list[str] = Field(default_factory=list, description="columns whose values must not regress")
+    slice_tolerance: float = Field(default=0.0, ge=0, description="relative regression allowed in a slice")
+    min_slice_rows: int = Field(default=30, ge=1)
+    bootstrap_samples: int = Field(default=1000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    seed: int = 0
+    require_approval: bool = False
+    approval_timeout_hours: float = Field(default=24, gt=0)
+    pool: str | None = Field(default=None, description="Airflow pool (one slot) serialising registry writes")
+
+    def direction(self, metric: str) -> str:
+        return self.metrics[metric].direction or METRIC_DIRECTIONS[metric]
+
+    @property
+    def primary(self) -> str:
+        """The metric slices are judged on: the first with a change threshold, else the first listed."""
+        return next((m for m, p in self.metrics.items() if p.has_change_threshold), next(iter(self.metrics)))
 
 
 class ScoringSpec(_Strict):
@@ -155,9 +228,14 @@ class PipelineSpec(_Strict):
             raise ValueError(f"model.features: {missing} are not scraped columns {sorted(scraped)}")
         if self.model.order_by and self.model.order_by not in scraped:
             raise ValueError(f"model.order_by: {self.model.order_by!r} is not a scraped column")
-        for metric in self.promotion.thresholds:
+        if not self.promotion.metrics:
+            raise ValueError("promotion.metrics: name at least one metric")
+        for metric in self.promotion.metrics:
             if metric not in METRIC_DIRECTIONS:
-                raise ValueError(f"promotion.thresholds: unknown metric {metric!r}, use one of {sorted(METRIC_DIRECTIONS)}")
+                raise ValueError(f"promotion.metrics: unknown metric {metric!r}, use one of {sorted(METRIC_DIRECTIONS)}")
+        missing = [c for c in self.promotion.slices if c not in scraped]
+        if missing:
+            raise ValueError(f"promotion.slices: {missing} are not scraped columns")
         return self
 
     @property

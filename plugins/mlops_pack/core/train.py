@@ -23,6 +23,7 @@ class TrainedModel:
     train: pd.DataFrame
     holdout: pd.DataFrame
     metrics: dict[str, float]
+    search: dict[str, Any] | None = None  # best params and CV score when the spec asks for a search
 
 
 def load_estimator(dotted: str) -> type:
@@ -98,9 +99,33 @@ def fit(df: pd.DataFrame, model: ModelSpec) -> TrainedModel:
     check_columns(df, model, "training data")
     labelled = df.dropna(subset=[model.target])
     train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
-    pipeline = build_pipeline(model)
-    pipeline.fit(train[model.features.all], train[model.target])
-    return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model))
+    pipeline, search = build_pipeline(model), None
+    if model.search is not None:
+        pipeline, search = tune(pipeline, train, model)
+    else:
+        pipeline.fit(train[model.features.all], train[model.target])
+    return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model), search)
+
+
+def tune(pipeline, train: pd.DataFrame, model: ModelSpec) -> tuple[Any, dict[str, Any]]:
+    """Grid or random search with time-ordered folds (no fold trains on rows newer than it is scored on)."""
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, TimeSeriesSplit
+
+    spec = model.search
+    grid = {f"model__{name}": values for name, values in spec.params.items()}
+    folds = TimeSeriesSplit(n_splits=spec.cv)
+    if spec.kind == "grid":
+        search = GridSearchCV(pipeline, grid, cv=folds, scoring=spec.scoring)
+    else:
+        search = RandomizedSearchCV(pipeline, grid, n_iter=spec.n_iter, cv=folds, scoring=spec.scoring,
+                                    random_state=0)
+    try:
+        search.fit(train[model.features.all], train[model.target])
+    except ValueError as exc:
+        raise TrainingError(f"model.search failed: {exc}") from exc
+    best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
+    return search.best_estimator_, {"kind": spec.kind, "best_params": best, "cv_score": float(search.best_score_),
+                                    "candidates": len(search.cv_results_["params"])}
 
 
 def trusted_types(pipeline: Any) -> list[str]:

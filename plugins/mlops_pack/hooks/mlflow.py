@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -72,6 +76,11 @@ class MlflowHook(BaseHook):
 
     @cached_property
     def connection(self) -> MlflowConnection:
+        # Bounded retries: a registry that is down fails the task in seconds, not after MLflow's
+        # default of seven retries with exponential backoff; Airflow's task retries come on top.
+        for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+            os.environ.setdefault(key, value)
         return self.get_conn()
 
     @cached_property
@@ -114,7 +123,69 @@ class MlflowHook(BaseHook):
                                 f"{exc}") from exc
 
     def version_tags(self, model_name: str, version: str) -> dict[str, str]:
-        return dict(self.client.get_model_version(model_name, version).tags)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_model_version(model_name, version).tags)
+        except MlflowException as exc:
+            raise RegistryError(f"cannot read {model_name} version {version} from {self.connection.tracking_uri}: "
+                                f"{exc}") from exc
+
+    @contextmanager
+    def promotion_lock(self, model_name: str, holder: str, *, wait_seconds: float = 300,
+                       stale_seconds: float = 900) -> Iterator[None]:
+        """Hold the registry-wide lock on ``model_name``'s aliases.
+
+        The lock is a registered model named ``<model>.promotion-lock``: creating a registered model
+        is atomic in every MLflow backend (a unique key), so two promoters, in Airflow or not, never
+        move aliases at the same time. A lock older than ``stale_seconds`` (a killed holder) is broken.
+        """
+        from mlflow.exceptions import MlflowException
+
+        name, deadline = f"{model_name}.promotion-lock", time.monotonic() + wait_seconds
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            try:
+                self.client.create_registered_model(
+                    name, tags={"holder": holder, "acquired_at": now.isoformat()},
+                    description=f"Lock on {model_name}'s aliases, held by {holder}; removed when it finishes.")
+                break
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise RegistryError(f"cannot take the promotion lock of {model_name} at "
+                                        f"{self.connection.tracking_uri}: {exc}") from exc
+            tags = self._lock_tags(name)
+            acquired = dt.datetime.fromisoformat(tags.get("acquired_at", now.isoformat()))
+            if (now - acquired).total_seconds() > stale_seconds:
+                self.log.warning("Breaking stale promotion lock of %s held by %s since %s", model_name,
+                                 tags.get("holder"), acquired)
+                self._drop_lock(name)
+            elif time.monotonic() > deadline:
+                raise RegistryError(f"promotion lock of {model_name} is held by {tags.get('holder')} since "
+                                    f"{acquired}; gave up after {wait_seconds:.0f}s")
+            else:
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            self._drop_lock(name)
+
+    def _lock_tags(self, name: str) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_registered_model(name).tags)
+        except MlflowException:  # released meanwhile
+            return {}
+
+    def _drop_lock(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
 
     def load_model(self, model_name: str, version: str) -> Any:
         """The scikit-learn model of ``model_name`` version ``version``."""
@@ -153,7 +224,14 @@ class MlflowHook(BaseHook):
                                "features": ",".join(model.features.all), "train_rows": len(trained.train),
                                "holdout_rows": len(trained.holdout),
                                **{f"model.{k}": v for k, v in model.params.items()}})
-            mlflow.log_metrics({f"holdout_{k}": v for k, v in trained.metrics.items()})  # one batched call
+            metrics = {f"holdout_{k}": v for k, v in trained.metrics.items()}
+            if trained.search:
+                mlflow.log_params({f"search.best.{k}": v for k, v in trained.search["best_params"].items()}
+                                  | {"search.kind": trained.search["kind"],
+                                     "search.candidates": trained.search["candidates"]})
+                metrics["search_cv_score"] = trained.search["cv_score"]
+            mlflow.log_metrics(metrics)  # one batched call
+            self._log_review_figures(trained, spec)
             for frame, manifest, context in ((trained.train, train_manifest, "training"),
                                              (trained.holdout, holdout_manifest, "holdout")):
                 dataset = mlflow.data.from_pandas(frame, source=manifest["uri"], targets=model.target,
@@ -178,6 +256,17 @@ class MlflowHook(BaseHook):
                 "experiment_id": experiment_id, "data_version": train_manifest["version"],
                 "holdout_uri": holdout_manifest["uri"], "train_uri": train_manifest["uri"],
                 "metrics": {k: round(v, 6) for k, v in trained.metrics.items()}}
+
+    @staticmethod
+    def _log_review_figures(trained: TrainedModel, spec: PipelineSpec) -> None:
+        import matplotlib.pyplot as plt
+        import mlflow
+
+        from mlops_pack.core.plots import review_figures
+
+        for name, figure in review_figures(trained.pipeline, trained.holdout, spec.model).items():
+            mlflow.log_figure(figure, f"review/{name}")
+            plt.close(figure)
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self._ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -27,6 +27,9 @@ def test_every_dag_loads_with_its_topology():
     ingest = bag.dags["listings__ingest"]
     assert ingest.get_task("validate").outlets[0].uri == "mlops://listings/validated"
     assert bag.dags["listings__monitor"].get_task("signal_drift").outlets[0].uri == "mlops://listings/drift"
+    rollback = bag.dags["listings__rollback"]
+    assert rollback.schedule is None and set(rollback.params) == {"target_version", "reason"}
+    assert rollback.get_task("rollback").pool == train.get_task("promote").pool == "mlops_registry"
 
 
 def test_parsing_dags_and_operators_loads_no_heavy_library():
@@ -59,7 +62,7 @@ def test_a_bad_spec_is_an_import_error_of_its_own_file(tmp_path, monkeypatch):
             f"globals().update(build_dags(spec_file({name!r})))\n")
     monkeypatch.setenv("AIRFLOW__MLOPS__PIPELINES_DIR", str(specs))
     bag = _dagbag(dags)
-    assert set(bag.dag_ids) == {"good__ingest", "good__train", "good__score", "good__monitor"}
+    assert set(bag.dag_ids) == {"good__ingest", "good__train", "good__score", "good__monitor", "good__rollback"}
     [(path, error)] = bag.import_errors.items()
     assert path.endswith("broken.py")
     assert str(specs / "broken.yaml") in error

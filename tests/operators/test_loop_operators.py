@@ -96,8 +96,11 @@ def test_train_registers_and_promotes_the_first_model(pipeline):
     run = pipeline.client.get_run(version.run_id)
     assert float(run.data.metrics["holdout_r2"]) > 0.5
     assert run.data.tags["airflow.dag_id"] == f"{NAME}__train"
-    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
-    assert contexts == {"training", "holdout"}
+    digests = {i.tags[0].value: i.dataset.digest for i in run.inputs.dataset_inputs}
+    assert set(digests) == {"training", "holdout"}
+    assert digests["training"] == run.data.tags["data_version"] == version.tags["data_version"]
+    figures = {f.path for f in pipeline.client.list_artifacts(run.info.run_id, "review")}
+    assert figures == {"review/feature_importance.png", "review/residuals.png"}
     [record] = [json.loads(p.read_text()) for p in pipeline.area("promotions").iterdir()]
     assert record["champion_before"] is None and record["champion_after"] == "1"
     assert asset_events("champion")[-1]["version"] == "1"

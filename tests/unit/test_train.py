@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlops_pack.core.spec import load_spec
+from mlops_pack.core.train import TrainingError, fit
+
+from tests.conftest import write_spec
+
+
+@pytest.fixture
+def frame():
+    from demo_site.generator import SiteState, day_records
+
+    return pd.concat([pd.DataFrame(day_records(SiteState(day=d, records_per_day=300))) for d in (1, 2)])
+
+
+def test_time_ordered_holdout_is_the_newest_rows(tmp_path, frame):
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
+    trained = fit(frame, spec.model)
+    assert trained.train["listed_on"].max() <= trained.holdout["listed_on"].min()
+    assert len(trained.holdout) == 120 and trained.metrics["r2"] > 0.5
+
+
+def test_random_search_uses_time_ordered_folds_and_reports_the_best(tmp_path, frame):
+    search = ("  window_partitions: 5\n  search:\n    kind: random\n    params: {max_iter: [10, 30], "
+              "learning_rate: [0.05, 0.2]}\n    cv: 2\n    n_iter: 3\n    scoring: neg_root_mean_squared_error\n")
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{"  window_partitions: 5\n": search}))
+    trained = fit(frame, spec.model)
+    assert trained.search["candidates"] == 3 and trained.search["kind"] == "random"
+    assert set(trained.search["best_params"]) == {"max_iter", "learning_rate"}
+    assert trained.pipeline.named_steps["model"].max_iter == trained.search["best_params"]["max_iter"]
+
+
+def test_missing_columns_are_named(tmp_path, frame):
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
+    with pytest.raises(TrainingError, match=r"lacks column\(s\) \['area_m2'\]"):
+        fit(frame.drop(columns=["area_m2"]), spec.model)

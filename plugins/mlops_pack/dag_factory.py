@@ -66,6 +66,11 @@ def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         scrape = WebScrapeOperator(task_id="scrape", **common)
         validate = GXValidateOperator(task_id="validate", raw_folder="{{ ti.xcom_pull(task_ids='scrape')['folder'] }}",
                                       outlets=[assets.validated], **common)
+        if spec.schedule.wait_for_change:
+            from mlops_pack.sensors.source_change import SourceChangeSensor  # only specs that ask pay for it
+
+            SourceChangeSensor(task_id="wait_for_change", poke_interval=spec.schedule.change_poll_seconds,
+                               timeout=dt.timedelta(days=1).total_seconds(), **common) >> scrape
         scrape >> validate
     return dag
 

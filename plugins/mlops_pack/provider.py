@@ -18,6 +18,9 @@ def get_provider_info() -> dict:
             {"connection-type": "mlops_scrape", "hook-class-name": "mlops_pack.hooks.scrape.ScrapeHook",
              "hook-name": "MLOps scraping"},
         ],
+        "triggers": [
+            {"integration-name": "MLOps scraping", "python-modules": ["mlops_pack.triggers.source_change"]},
+        ],
         "extra-links": [
             "mlops_pack.links.MlflowRunLink",
             "mlops_pack.links.MlflowModelVersionLink",

@@ -67,3 +67,13 @@ def test_a_bad_spec_is_an_import_error_of_its_own_file(tmp_path, monkeypatch):
     assert path.endswith("broken.py")
     assert str(specs / "broken.yaml") in error
     assert "model.target: 'asking_price' is not a scraped column" in error
+
+
+def test_ingest_on_change_starts_with_the_deferrable_sensor(tmp_path):
+    from mlops_pack.dag_factory import build_dags
+
+    path = write_spec(tmp_path, "http://127.0.0.1:9", **{'ingest: "0 2 * * *"': "ingest: null\n  wait_for_change: true"})
+    ingest = build_dags(path)["listings__ingest"]
+    sensor = ingest.get_task("wait_for_change")
+    assert sensor.deferrable and sensor.downstream_task_ids == {"scrape"}
+    assert ingest.schedule is None

@@ -203,6 +203,9 @@ class DriftSpec(_Strict):
 
 class ScheduleSpec(_Strict):
     ingest: str | None = "0 2 * * *"
+    wait_for_change: bool = Field(default=False, description="ingest starts with a deferrable sensor that "
+                                  "waits until the source's pages change (ingest on change, not on a clock)")
+    change_poll_seconds: float = Field(default=300, ge=5)
 
 
 class PipelineSpec(_Strict):

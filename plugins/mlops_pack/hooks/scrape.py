@@ -1,4 +1,4 @@
-"""ScrapeHook: the HTTP client a crawl uses, with headers and timeouts from an optional connection."""
+"""ScrapeHook: crawl one source with headers from an optional connection."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    import httpx
-
     from mlops_pack.core.scrape import ScrapeResult
     from mlops_pack.core.spec import SourceSpec
 
 
 class ScrapeHook(BaseHook):
-    """HTTP(S) client for crawling one source.
+    """HTTP(S) crawling of one source through the pack's engine (mlops_pack.core.scrape).
+
+    The engine builds its own async client, because every connection must go through the address
+    check of ``core/url_policy.py``; the hook contributes the connection's extra ``headers``.
 
     :param source: the spec's ``source`` section.
     :param http_conn_id: optional connection whose extra ``headers`` (e.g. an API token) are sent.
@@ -30,17 +31,19 @@ class ScrapeHook(BaseHook):
         self.source = source
         self.http_conn_id = http_conn_id
 
-    def get_conn(self) -> httpx.Client:
-        import httpx
-
+    def get_conn(self) -> dict[str, str]:
+        """The request headers: the spec's user agent plus the connection's extra ``headers``."""
         headers = {"User-Agent": self.source.user_agent}
         if self.http_conn_id:
-            headers.update(self.get_connection(self.http_conn_id).extra_dejson.get("headers", {}))
-        return httpx.Client(headers=headers, timeout=self.source.timeout_seconds, follow_redirects=True,
-                            max_redirects=5, trust_env=False)
+            extra = self.get_connection(self.http_conn_id).extra_dejson.get("headers", {})
+            if not isinstance(extra, dict):
+                raise ValueError(f"connection {self.http_conn_id!r}: extra 'headers' must be a mapping, "
+                                 f"got {type(extra).__name__}")
+            headers.update({str(k): str(v) for k, v in extra.items()})
+        return headers
 
-    def crawl(self) -> ScrapeResult:
+    def crawl(self, state: dict[str, Any] | None = None) -> ScrapeResult:
+        """Crawl the source; ``state`` is the previous crawl's ``ScrapeResult.state``."""
         from mlops_pack.core.scrape import crawl
 
-        with self.get_conn() as client:
-            return crawl(self.source, client)
+        return crawl(self.source, self.get_conn(), state=state)

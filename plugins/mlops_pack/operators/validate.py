@@ -20,7 +20,8 @@ class GXValidateOperator(PipelineOperator):
     """Validate the raw partition ``raw_folder`` against the spec's expectations (and suite file).
 
     On success the partition moves to ``validated/`` and, if the task has outlets, their asset event
-    carries ``{uri, version, rows, partition}``. On failure it moves to ``quarantine/`` with
+    carries ``{uri, version, rows, partition}`` and the crawl's ``scrape`` statistics when the raw
+    manifest has them. On failure it moves to ``quarantine/`` with
     ``validation.json``, an ALERT line is logged, the result is pushed to XCom ``validation`` and the
     task fails without retry, so no asset event is emitted and no model sees the data.
 
@@ -35,11 +36,19 @@ class GXValidateOperator(PipelineOperator):
         self.raw_folder = raw_folder
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.storage import move_partition, read_partition, write_json, write_partition
+        from mlops_pack.core.storage import (
+            MANIFEST,
+            move_partition,
+            read_json,
+            read_partition,
+            write_json,
+            write_partition,
+        )
         from mlops_pack.core.validate import load_expectations, validate_frame
 
         raw = self.storage.path(self.raw_folder)
         frame = read_partition(raw)
+        scrape_stats = read_json(raw / MANIFEST).get("stats")  # the crawl's, carried into the asset event
         suite_file = self.spec.resolve(self.spec.validation.suite_file) if self.spec.validation.suite_file else None
         expectations = load_expectations([e.model_dump() for e in self.spec.validation.expectations], suite_file)
         result = validate_frame(frame, expectations, suite_name=f"{self.spec.name}_suite")
@@ -58,6 +67,8 @@ class GXValidateOperator(PipelineOperator):
         manifest = write_partition(self.storage.partition("validated", key), frame, partition=key,
                                    validation={"evaluated": result["evaluated"]})
         extra = {k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
+        if scrape_stats:
+            extra["scrape"] = scrape_stats
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.info("%s partition %s passed %d expectations: %d rows, version %s", self.spec.name, key,

@@ -1,0 +1,272 @@
+"""Fetch one URL politely and safely: per-host gate, retries, redirects, size cap, decoding.
+
+httpx does the HTTP (one shared connection pool, async), tenacity decides retries and backoff,
+charset-normalizer guesses undeclared encodings. Written here, because no library does it for us:
+the per-host gate (concurrency, minimum delay and Retry-After pauses shared by every request to a
+host), redirects re-checked against the allow list and robots.txt at each hop, and the size cap
+enforced while streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+
+from mlops_pack.core.url_policy import AddressRefused, UrlPolicy, guarded_async_client
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mlops_pack.core.spec import SourceSpec
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchFailed(RuntimeError):
+    """The URL could not be fetched into a usable response; the message says why."""
+
+
+class Refused(FetchFailed):
+    """Policy refused the URL before anything was sent: ``kind`` is robots, host, address or redirect."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Fetched:
+    url: str  # after redirects
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def text(self) -> str:
+        """The body decoded: declared charset, else UTF-8, else the detected one; bad bytes replaced."""
+        return decode_body(self.body, self.headers.get("content-type", ""))
+
+
+def decode_body(body: bytes, content_type: str) -> str:
+    import codecs
+
+    declared = None
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset" and value:
+            declared = value.strip("\"' ")
+    if declared:
+        try:
+            codecs.lookup(declared)
+            return body.decode(declared, errors="replace")
+        except LookupError:
+            pass
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(body[:200_000]).best()
+        return body.decode(best.encoding if best else "utf-8", errors="replace")
+
+
+class HostGate:
+    """Per-host politeness: at most ``concurrency`` requests in flight, starts ``delay`` s apart,
+    and a shared pause when the host answers 429/503 with Retry-After."""
+
+    def __init__(self, concurrency: int, delay: float):
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lock = asyncio.Lock()
+        self.delay = delay
+        self._next_start = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._next_start = max(self._next_start, time.monotonic() + seconds)
+
+    @asynccontextmanager
+    async def slot(self):
+        async with self._slots:
+            async with self._lock:
+                wait = self._next_start - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._next_start = time.monotonic() + self.delay
+            yield
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Fetcher:
+    """One crawl's HTTP side. Use as ``async with Fetcher(source) as f: await f.fetch(url)``.
+
+    :param robots_check: coroutine ``(url) -> reason | None`` asked before every hop except robots.txt.
+    """
+
+    def __init__(self, source: SourceSpec, headers: dict[str, str] | None = None,
+                 robots_check: Callable[[str], Awaitable[str | None]] | None = None):
+        self.source = source
+        self.policy = UrlPolicy(source.allowed_hosts)
+        self.headers = {"User-Agent": source.user_agent, **(headers or {})}
+        self.robots_check = robots_check
+        self._gates: dict[str, HostGate] = {}
+        self.delays: dict[str, float] = {}  # per-host crawl-delay from robots.txt
+        self.stats = {"requests": 0, "retries": 0, "bytes": 0, "redirects": 0}
+        self.client = None
+
+    async def __aenter__(self) -> Fetcher:
+        import httpx
+
+        s = self.source
+        timeout = httpx.Timeout(s.timeout_seconds, connect=s.connect_timeout_seconds, read=s.read_timeout_seconds)
+        hosts = max(1, len(s.allowed_hosts))
+        limits = httpx.Limits(max_connections=s.max_concurrency_per_host * hosts + 2,
+                              max_keepalive_connections=s.max_concurrency_per_host * hosts + 2)
+        self.client = guarded_async_client(self.policy, headers=self.headers, timeout=timeout, limits=limits)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    def gate(self, url: str) -> HostGate:
+        host = urlsplit(url).netloc.lower()
+        if host not in self._gates:
+            delay = max(self.source.min_delay_seconds, self.delays.get(host, 0.0))
+            self._gates[host] = HostGate(self.source.max_concurrency_per_host, delay)
+        return self._gates[host]
+
+    async def fetch(self, url: str, *, conditional: dict[str, str] | None = None,
+                    content_types: list[str] | None = None, check_robots: bool = True) -> Fetched:
+        """The final response for ``url`` after at most ``max_redirects`` checked redirects.
+
+        2xx bodies are read (capped); other statuses come back without a body. Raises Refused when
+        policy forbids a hop, FetchFailed when the response is unusable, httpx errors when the network
+        fails after the retries.
+        """
+        current, headers = url, dict(conditional or {})
+        for hop in range(self.source.max_redirects + 1):
+            await self._check(current, check_robots, first=hop == 0)
+            fetched = await self._with_retries(current, headers, content_types)
+            location = fetched.headers.get("location")
+            if fetched.status not in REDIRECT_STATUSES or not location:
+                return fetched
+            self.stats["redirects"] += 1
+            current, headers = urljoin(current, location), {}
+        raise FetchFailed(f"more than {self.source.max_redirects} redirects from {url} (last: {current})")
+
+    async def _check(self, url: str, check_robots: bool, first: bool) -> None:
+        # A refused redirect target is a failed page (kind "redirect"), not a link we chose to skip.
+        where, kind = ("", None) if first else ("redirect target ", "redirect")
+        refusal = self.policy.url_refusal(url)
+        if refusal:
+            raise Refused(f"{where}{url} refused: {refusal}", kind or "host")
+        if check_robots and self.robots_check:
+            refusal = await self.robots_check(url)
+            if refusal:
+                raise Refused(f"{where}{url} refused: {refusal}", kind or "robots")
+
+    async def _with_retries(self, url: str, headers: dict[str, str], content_types: list[str] | None) -> Fetched:
+        import httpx
+        from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_result, wait_exponential_jitter
+
+        s, gate = self.source, self.gate(url)
+        backoff = wait_exponential_jitter(initial=s.retry_backoff_seconds, max=max(s.retry_backoff_seconds, 30),
+                                          jitter=s.retry_backoff_seconds)
+
+        def retry_after(state) -> float | None:
+            outcome = state.outcome
+            if outcome is None or outcome.failed:
+                return None
+            return retry_after_seconds(outcome.result().headers.get("retry-after"))
+
+        def stop(state) -> bool:
+            remaining = s.retry_max_seconds - state.seconds_since_start
+            # A Retry-After past the time budget means: give up now rather than ignore the server.
+            return state.attempt_number > s.max_retries or remaining <= 0 or (retry_after(state) or 0) > remaining
+
+        def wait(state) -> float:
+            pause = retry_after(state)
+            if pause is not None:
+                gate.pause(pause)  # every request to this host waits, not only this one
+                return 0.0
+            return min(backoff(state), max(0.0, s.retry_max_seconds - state.seconds_since_start))
+
+        def count(state) -> None:
+            self.stats["retries"] += 1
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((httpx.TimeoutException, httpx.TransportError, TimeoutError))
+            | retry_if_result(lambda f: f.status in RETRY_STATUSES),
+            stop=stop, wait=wait, before_sleep=count, reraise=True,
+            retry_error_callback=lambda state: state.outcome.result(),
+        )
+        return await retrying(self._attempt, url, headers, content_types, gate)
+
+    async def _attempt(self, url: str, headers: dict[str, str], content_types: list[str] | None,
+                       gate: HostGate) -> Fetched:
+        async with gate.slot():
+            self.stats["requests"] += 1
+            try:
+                async with asyncio.timeout(self.source.timeout_seconds):
+                    return await self._send(url, headers, content_types)
+            except AddressRefused as exc:
+                raise Refused(f"{url} refused before connecting: {exc}", "address") from exc
+
+    async def _send(self, url: str, headers: dict[str, str], content_types: list[str] | None) -> Fetched:
+        cap = self.source.max_response_bytes
+        async with self.client.stream("GET", url, headers=headers) as response:
+            kept = {k: response.headers[k] for k in ("content-type", "etag", "last-modified", "location",
+                                                      "retry-after") if k in response.headers}
+            fetched = Fetched(str(response.url), response.status_code, kept)
+            if not 200 <= response.status_code < 300:
+                return fetched
+            if content_types and fetched.content_type not in content_types:
+                raise FetchFailed(f"{url}: content type {fetched.content_type or 'missing'!r} is not one of "
+                                  f"{content_types}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise FetchFailed(f"{url}: body of {int(declared)} bytes is over source.max_response_bytes={cap}")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():  # decoded bytes: a compression bomb hits the cap too
+                size += len(chunk)
+                if size > cap:
+                    raise FetchFailed(f"{url}: body is over source.max_response_bytes={cap}; stopped reading")
+                chunks.append(chunk)
+            self.stats["bytes"] += response.num_bytes_downloaded
+            fetched.body = b"".join(chunks)
+            return fetched
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a failed fetch, naming the phase for timeouts."""
+    import httpx
+
+    if isinstance(exc, FetchFailed):
+        return str(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read timeout: the server stalled"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout: the whole request took longer than source.timeout_seconds"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

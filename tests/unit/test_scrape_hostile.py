@@ -1,0 +1,184 @@
+"""The ingestion engine against a hostile site on 127.0.0.1: what is fetched, refused, quarantined, kept."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from mlops_pack.core.scrape import ScrapeError, crawl
+from mlops_pack.core.spec import SourceSpec
+from mlops_pack.core.url_policy import UrlPolicy
+
+from tests.hostile_site import HostileSite
+
+
+@pytest.fixture
+def site():
+    site = HostileSite().start()
+    yield site
+    site.stop()
+
+
+def source_for(site: HostileSite, *paths: str, **overrides) -> SourceSpec:
+    base = overrides.pop("base", site.base)
+    return SourceSpec.model_validate({
+        "start_urls": [f"{base}{p}" for p in paths], "allowed_hosts": [f"127.0.0.1:{site.port}"],
+        "record_selector": "div.item", "next_page_selector": "a.next::attr(href)", "key": "id",
+        "fields": {"id": {"selector": "::attr(data-id)"}, "price": {"selector": ".price::text", "type": "number"}},
+        "max_retries": 1, "retry_backoff_seconds": 0.01, "read_timeout_seconds": 0.5, "timeout_seconds": 2,
+        "max_failed_page_share": 1.0, "max_failed_record_share": 1.0, **overrides})
+
+
+def by_url(result, fragment: str) -> list[dict]:
+    return [q for q in result.quarantined if fragment in q["url"]]
+
+
+def test_robots_disallow_is_obeyed_and_pagination_followed(site):
+    result = crawl(source_for(site, "/page/1", "/private/secret"))
+    assert "/private/secret" not in site.paths()
+    [refused] = by_url(result, "/private/secret")
+    assert refused["kind"] == "refused" and "robots.txt disallows /private/secret" in refused["reason"]
+    assert sorted(r["id"] for r in result.records) == sorted(f"p{n}-{i}" for n in (1, 2, 3) for i in range(3))
+    assert result.stats["pages_fetched"] == 3 and result.stats["refused"] == 1
+    assert all(h.get("User-Agent") == "airflow-mlops-pack" for _, h in site.hits)
+
+
+def test_a_5xx_robots_txt_disallows_everything(site):
+    site.robots = "5xx"
+    with pytest.raises(ScrapeError, match="answered 503.*assume everything is disallowed") as err:
+        crawl(source_for(site, "/page/1"))
+    assert set(site.paths()) == {"/robots.txt"}  # retried, but no page was ever requested
+    assert err.value.result.records == []
+
+
+def test_a_4xx_robots_txt_allows_everything(site):
+    site.robots = "404"
+    result = crawl(source_for(site, "/private/secret"))
+    assert [r["id"] for r in result.records] == ["secret"]
+
+
+def test_429_waits_for_retry_after_then_succeeds(site):
+    result = crawl(source_for(site, "/ratelimited"))
+    times = site.hit_times["/ratelimited"]
+    assert [r["id"] for r in result.records] == ["rl1"] and result.stats["retries"] == 1
+    assert times[1] - times[0] >= 0.9  # Retry-After: 1 honoured, not the 0.01 s backoff
+
+
+def test_slow_pages_arrive_and_stalled_ones_fail_with_the_phase(site):
+    result = crawl(source_for(site, "/slow?s=0.3", "/stall", "/page/3"))
+    assert {r["id"] for r in result.records} == {"slow0", "p3-0", "p3-1", "p3-2"}
+    [stalled] = by_url(result, "/stall")
+    assert stalled["kind"] == "page" and "read timeout" in stalled["reason"]
+    assert site.counts["/stall"] == 2  # timeouts are retried, within max_retries
+
+
+def test_an_oversized_body_is_cut_off_and_quarantined(site):
+    result = crawl(source_for(site, "/big", "/page/3", max_response_bytes=100_000))
+    [big] = by_url(result, "/big")
+    assert "over source.max_response_bytes=100000" in big["reason"]
+    assert result.stats["bytes"] < 300_000  # stopped reading, far from the 2 MB sent
+
+
+def test_a_redirect_loop_stops_after_five_hops(site):
+    result = crawl(source_for(site, "/loop", "/page/3"))
+    [loop] = by_url(result, "/loop")
+    assert "more than 5 redirects" in loop["reason"] and site.counts["/loop"] == 6
+
+
+def test_redirects_to_metadata_or_unlisted_hosts_are_refused_before_any_request(site):
+    result = crawl(source_for(site, "/to-metadata", "/to-private", "/page/3"))
+    [meta] = by_url(result, "/to-metadata")
+    assert meta["kind"] == "page"
+    assert "redirect target http://169.254.169.254/latest/meta-data/ refused" in meta["reason"]
+    [private] = by_url(result, "/to-private")
+    assert f"host 'localhost:{site.port}' is not in source.allowed_hosts" in private["reason"]
+    assert result.stats["pages_failed"] == 2
+
+
+def test_a_name_resolving_to_loopback_is_refused_unless_the_ip_is_listed(site):
+    base = f"http://localhost:{site.port}"
+    source = source_for(site, "/page/3", base=base, allowed_hosts=[f"localhost:{site.port}"])
+    with pytest.raises(ScrapeError, match="resolves to 127.0.0.1.*loopback, private") as err:
+        crawl(source)
+    assert site.hits == []  # refused after DNS, before connecting: not even robots.txt was asked
+    assert err.value.result.quarantined[0]["kind"] == "page"
+    listed = source.model_copy(update={"allowed_hosts": [f"localhost:{site.port}", "127.0.0.1"]})
+    assert len(crawl(listed).records) == 3
+
+
+@pytest.mark.parametrize(("address", "refused"), [
+    ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.1", True), ("169.254.169.254", True),
+    ("100.100.100.200", True), ("::1", True), ("fd00:ec2::254", True), ("::ffff:127.0.0.1", True),
+    ("0.0.0.0", True), ("8.8.8.8", False), ("2606:4700::1111", False),
+])
+def test_address_policy(address, refused):
+    # pure check, no connection: the address class decides, unless the allow list names the IP
+    assert (UrlPolicy(["example.com"]).address_refusal(address) is not None) is refused
+    assert UrlPolicy([address if ":" not in address else f"[{address}]:80"]).address_refusal(address) is None
+
+
+def test_invalid_utf8_is_replaced_and_undeclared_charsets_detected(site):
+    result = crawl(source_for(site, "/bad-utf8", "/latin1"))
+    ids = {r["id"] for r in result.records}
+    assert ids == {"u1", "u2\ufffd", "l1"}
+    assert result.stats["pages_failed"] == 0
+
+
+def test_malformed_html_keeps_what_parses_and_quarantines_the_rest(site):
+    result = crawl(source_for(site, "/malformed", "/empty", "/page/3"))
+    kept = {r["id"]: r for r in result.records}
+    assert kept["m1"]["price"] == 5 and kept["m2"]["price"] is None
+    reasons = [q["reason"] for q in by_url(result, "/malformed")]
+    assert "price: 'oops<<' is not a number" in reasons and "record without key 'id'" in reasons
+    [empty] = by_url(result, "/empty")
+    assert empty["reason"] == "no records matched source.record_selector" and "maintenance" in empty["html"]
+
+
+def test_duplicates_keep_the_first_and_quarantine_conflicts(site):
+    result = crawl(source_for(site, "/dupes"))
+    assert result.records == [{"id": "d1", "price": 1.0}, {"id": "d2", "price": 2.0}]
+    [conflict] = by_url(result, "/dupes")
+    assert conflict["kind"] == "record" and conflict["record"] == {"id": "d2", "price": 999.0}
+    assert result.stats["duplicate_records"] == 2 and result.stats["records_quarantined"] == 1
+
+
+def test_content_type_is_checked(site):
+    result = crawl(source_for(site, "/json", "/page/3"))
+    [bad] = by_url(result, "/json")
+    assert "content type 'application/json' is not one of" in bad["reason"]
+
+
+def test_recrawl_sends_conditional_requests_and_304_costs_no_body(site):
+    source = source_for(site, "/etag")
+    first = crawl(source)
+    second = crawl(source, state=json.loads(json.dumps(first.state)))  # as stored in object storage
+    assert second.records == first.records == [{"id": "e1", "price": 1.0}]
+    assert second.stats["not_modified"] == 1 and second.stats["bytes"] == 0
+    assert second.stats["robots_fetched"] == 0  # robots.txt cached (<= 24 h) in the state
+    assert site.hits[-1][1].get("If-None-Match") == '"v1"'
+    site.version = 2
+    third = crawl(source, state=second.state)
+    assert third.records == [{"id": "e2", "price": 2.0}] and third.stats["pages_fetched"] == 1
+
+
+def test_sitemap_pages_are_fetched_concurrently_within_the_host_limit(site):
+    source = source_for(site, "/page/3", sitemaps=[f"{site.base}/sitemap.xml"], max_concurrency_per_host=3)
+    started = time.monotonic()
+    result = crawl(source)
+    assert result.stats["sitemap_urls"] == 12 and len(result.records) == 12 + 3
+    assert site.max_inflight == 3  # the politeness limit, reached and never exceeded
+    assert time.monotonic() - started < 12 * 0.1  # not one page at a time
+
+
+def test_depth_and_page_limits(site):
+    assert crawl(source_for(site, "/page/1", max_depth=1)).stats["pages_fetched"] == 2
+    limited = crawl(source_for(site, "/page/1", max_pages=1))
+    assert limited.stats["pages_fetched"] == 1 and limited.stats["page_limit_skipped"] == 1
+
+
+def test_the_error_budget_fails_the_run_with_the_reasons(site):
+    with pytest.raises(ScrapeError, match=r"2 of 3 pages failed \(67%\), over source.max_failed_page_share=50%"):
+        crawl(source_for(site, "/json", "/empty", "/page/3", max_failed_page_share=0.5, max_depth=0))
+    with pytest.raises(ScrapeError, match="1 of 3 records quarantined, over source.max_failed_record_share=30%"):
+        crawl(source_for(site, "/dupes", max_failed_record_share=0.3))

@@ -18,7 +18,7 @@ async def changed_url(source: SourceSpec, urls: list[str], known: dict[str, dict
     """``{url, etag, last_modified, sha256}`` of the first of ``urls`` whose content changed, or None.
 
     ``known`` maps URL to the crawl state's ``{etag, last_modified, sha256}``. Raises Refused when
-    policy forbids a URL (a configuration error) and FetchFailed/httpx errors when the site fails.
+    policy forbids a URL (a configuration error) and ``fetcher.network_errors()`` when the site fails.
     """
     from mlops_pack.core.fetcher import Fetcher, FetchFailed
     from mlops_pack.core.robots import RobotsCache

@@ -1,6 +1,7 @@
 """Fetch one URL politely and safely: per-host gate, retries, redirects, size cap, decoding.
 
-httpx does the HTTP (one shared connection pool, async), tenacity decides retries and backoff,
+aiohttp does the HTTP (one shared connection pool, async; its resolver hook carries the address
+check of ``url_policy``), tenacity decides retries and backoff,
 charset-normalizer guesses undeclared encodings. Written here, because no library does it for us:
 the per-host gate (concurrency, minimum delay and Retry-After pauses shared by every request to a
 host), redirects re-checked against the allow list and robots.txt at each hop, and the size cap
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from mlops_pack.core.url_policy import AddressRefused, UrlPolicy, guarded_async_client
+from mlops_pack.core.url_policy import AddressRefused, UrlPolicy, guarded_resolver
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -135,18 +136,21 @@ class Fetcher:
         self.client = None
 
     async def __aenter__(self) -> Fetcher:
-        import httpx
+        import aiohttp
 
         s = self.source
-        timeout = httpx.Timeout(s.timeout_seconds, connect=s.connect_timeout_seconds, read=s.read_timeout_seconds)
+        timeout = aiohttp.ClientTimeout(total=s.timeout_seconds, connect=s.connect_timeout_seconds,
+                                        sock_read=s.read_timeout_seconds)
         hosts = max(1, len(s.allowed_hosts))
-        limits = httpx.Limits(max_connections=s.max_concurrency_per_host * hosts + 2,
-                              max_keepalive_connections=s.max_concurrency_per_host * hosts + 2)
-        self.client = guarded_async_client(self.policy, headers=self.headers, timeout=timeout, limits=limits)
+        # No DNS cache: every new connection is resolved and checked by the guarded resolver.
+        connector = aiohttp.TCPConnector(resolver=guarded_resolver(self.policy), use_dns_cache=False,
+                                         limit=s.max_concurrency_per_host * hosts + 2, limit_per_host=0)
+        self.client = aiohttp.ClientSession(connector=connector, headers=self.headers, timeout=timeout,
+                                            trust_env=False, auto_decompress=True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
     def gate(self, url: str) -> HostGate:
         host = urlsplit(url).netloc.lower()
@@ -160,8 +164,8 @@ class Fetcher:
         """The final response for ``url`` after at most ``max_redirects`` checked redirects.
 
         2xx bodies are read (capped); other statuses come back without a body. Raises Refused when
-        policy forbids a hop, FetchFailed when the response is unusable, httpx errors when the network
-        fails after the retries.
+        policy forbids a hop, FetchFailed when the response is unusable, aiohttp errors (or
+        TimeoutError) when the network fails after the retries; ``network_errors()`` lists them all.
         """
         current, headers = url, dict(conditional or {})
         for hop in range(self.source.max_redirects + 1):
@@ -180,14 +184,17 @@ class Fetcher:
         refusal = self.policy.url_refusal(url)
         if refusal:
             raise Refused(f"{where}{url} refused: {refusal}", kind or "host")
+        refusal = self.policy.literal_refusal(url)  # IP literals are never resolved, so never reach the resolver
+        if refusal:
+            raise Refused(f"{where}{url} refused before connecting: {refusal}", kind or "address")
         if check_robots and self.robots_check:
             refusal = await self.robots_check(url)
             if refusal:
                 raise Refused(f"{where}{url} refused: {refusal}", kind or "robots")
 
     async def _with_retries(self, url: str, headers: dict[str, str], content_types: list[str] | None) -> Fetched:
-        import httpx
-        from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_result, wait_exponential_jitter
+        import aiohttp
+        from tenacity import AsyncRetrying, retry_if_exception, retry_if_result, wait_exponential_jitter
 
         s, gate = self.source, self.gate(url)
         backoff = wait_exponential_jitter(initial=s.retry_backoff_seconds, max=max(s.retry_backoff_seconds, 30),
@@ -215,7 +222,8 @@ class Fetcher:
             self.stats["retries"] += 1
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type((httpx.TimeoutException, httpx.TransportError, TimeoutError))
+            retry=retry_if_exception(lambda e: isinstance(e, aiohttp.ClientError | TimeoutError)
+                                     and not isinstance(e, aiohttp.InvalidURL))
             | retry_if_result(lambda f: f.status in RETRY_STATUSES),
             stop=stop, wait=wait, before_sleep=count, reraise=True,
             retry_error_callback=lambda state: state.outcome.result(),
@@ -224,21 +232,27 @@ class Fetcher:
 
     async def _attempt(self, url: str, headers: dict[str, str], content_types: list[str] | None,
                        gate: HostGate) -> Fetched:
+        import aiohttp
+
         async with gate.slot():
             self.stats["requests"] += 1
             try:
                 async with asyncio.timeout(self.source.timeout_seconds):
                     return await self._send(url, headers, content_types)
+            except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, AddressRefused):  # the resolver refused: not a network failure
+                    raise Refused(f"{url} refused before connecting: {exc.os_error}", "address") from exc
+                raise
             except AddressRefused as exc:
                 raise Refused(f"{url} refused before connecting: {exc}", "address") from exc
 
     async def _send(self, url: str, headers: dict[str, str], content_types: list[str] | None) -> Fetched:
         cap = self.source.max_response_bytes
-        async with self.client.stream("GET", url, headers=headers) as response:
+        async with self.client.get(url, headers=headers, allow_redirects=False) as response:
             kept = {k: response.headers[k] for k in ("content-type", "etag", "last-modified", "location",
                                                       "retry-after") if k in response.headers}
-            fetched = Fetched(str(response.url), response.status_code, kept)
-            if not 200 <= response.status_code < 300:
+            fetched = Fetched(url, response.status, kept)
+            if not 200 <= response.status < 300:
                 return fetched
             if content_types and fetched.content_type not in content_types:
                 raise FetchFailed(f"{url}: content type {fetched.content_type or 'missing'!r} is not one of "
@@ -247,26 +261,34 @@ class Fetcher:
             if declared.isdigit() and int(declared) > cap:
                 raise FetchFailed(f"{url}: body of {int(declared)} bytes is over source.max_response_bytes={cap}")
             chunks, size = [], 0
-            async for chunk in response.aiter_bytes():  # decoded bytes: a compression bomb hits the cap too
+            async for chunk in response.content.iter_any():  # decoded: a compression bomb hits the cap too
                 size += len(chunk)
                 if size > cap:
+                    self.stats["bytes"] += response.content.total_raw_bytes
                     raise FetchFailed(f"{url}: body is over source.max_response_bytes={cap}; stopped reading")
                 chunks.append(chunk)
-            self.stats["bytes"] += response.num_bytes_downloaded
+            self.stats["bytes"] += response.content.total_raw_bytes  # on the wire (compressed)
             fetched.body = b"".join(chunks)
             return fetched
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What ``Fetcher.fetch`` raises when a URL cannot be fetched (Refused is a FetchFailed)."""
+    import aiohttp
+
+    return FetchFailed, aiohttp.ClientError, TimeoutError
+
+
 def describe_error(exc: BaseException) -> str:
     """A one-line reason for a failed fetch, naming the phase for timeouts."""
-    import httpx
+    import aiohttp
 
     if isinstance(exc, FetchFailed):
         return str(exc)
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connect timeout"
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, aiohttp.SocketTimeoutError):
         return "read timeout: the server stalled"
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return "timeout: the whole request took longer than source.timeout_seconds"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -77,9 +77,7 @@ class RobotsCache:
         return list((await self.rules_for(url)).rules.sitemaps)
 
     async def _fetch(self, origin: str) -> RobotsRules:
-        import httpx
-
-        from mlops_pack.core.fetcher import FetchFailed, Refused, describe_error
+        from mlops_pack.core.fetcher import Refused, describe_error, network_errors
 
         url = f"{origin}/robots.txt"
         now = time.time()
@@ -88,7 +86,7 @@ class RobotsCache:
             fetched = await self.fetcher.fetch(url, check_robots=False)
         except Refused:
             raise  # the allow list or the address check refused the origin: the page gets that reason
-        except (FetchFailed, httpx.HTTPError, TimeoutError) as exc:
+        except network_errors() as exc:
             return RobotsRules(DISALLOW_ALL, now, f"at {url} is unreachable ({describe_error(exc)})")
         if fetched.status >= 500 or fetched.status == 429:
             return RobotsRules(DISALLOW_ALL, now, f"at {url} answered {fetched.status}")

@@ -3,16 +3,17 @@
 Two checks, in this order, both before any byte is sent:
 
 1. ``url_refusal``: the URL's scheme is http(s) and its host (or host:port) is in the allow list.
-2. ``GuardedBackend``: the connection layer of the HTTP client resolves the host itself, refuses
-   every address that is not globally routable (loopback, private, link-local, cloud metadata,
-   shared, reserved, multicast) unless the allow list names that exact IP, and then connects to the
-   address it checked. Checking inside the connection layer, rather than resolving once up front,
-   closes DNS rebinding: the address checked is the address connected to, for every connection.
+2. ``GuardedResolver``: the HTTP client's (aiohttp's) public resolver hook resolves the host and
+   refuses every address that is not globally routable (loopback, private, link-local, cloud
+   metadata, shared, reserved, multicast) unless the allow list names that exact IP; the connector
+   then connects to the addresses it returned. Checking inside the connection layer, rather than
+   resolving once up front, closes DNS rebinding: the address checked is the address connected to,
+   for every connection. IP literals skip resolution, so ``address_refusal`` is applied to them
+   directly before the request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from typing import Any
@@ -48,6 +49,15 @@ class UrlPolicy:
             return f"host {parts.netloc!r} is not in source.allowed_hosts {sorted(self.entries)}"
         return None
 
+    def literal_refusal(self, url: str) -> str | None:
+        """``address_refusal`` for a URL whose host is an IP literal (no DNS, so no resolver), or None."""
+        host = urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return None  # a name: the resolver checks every address it resolves to
+        return self.address_refusal(host)
+
     def address_refusal(self, address: str) -> str | None:
         """Why connecting to the resolved ``address`` is refused, or None."""
         ip = ipaddress.ip_address(address.split("%")[0])
@@ -61,42 +71,36 @@ class UrlPolicy:
                 f"source.allowed_hosts to allow it")
 
 
-class GuardedBackend:
-    """An httpcore network backend that checks each resolved address before connecting to it."""
+class GuardedResolver:
+    """An aiohttp resolver (``aiohttp.abc.AbstractResolver``) that refuses unsafe addresses.
+
+    The connector connects to exactly the addresses this returns, so the address checked is the
+    address connected to. The crawl's connector disables aiohttp's DNS cache, so every new
+    connection is resolved and checked again. Made by ``guarded_resolver`` (aiohttp is imported
+    lazily); IP literals never reach a resolver, so ``Fetcher`` checks those itself.
+    """
 
     def __init__(self, inner: Any, policy: UrlPolicy):
         self.inner, self.policy = inner, policy
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Any = None) -> Any:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-        except (OSError, TimeoutError) as exc:
-            import httpcore
-
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
+        infos = await self.inner.resolve(host, port, family)
         # Every address must pass: a name resolving to one public and one private address is refused.
-        for address in addresses:
-            refusal = self.policy.address_refusal(address)
+        for info in infos:
+            refusal = self.policy.address_refusal(info["host"])
             if refusal:
-                raise AddressRefused(f"{host} resolves to {address}: {refusal}")
-        return await self.inner.connect_tcp(addresses[0], port, timeout=timeout, local_address=local_address,
-                                            socket_options=socket_options)
+                raise AddressRefused(f"{host} resolves to {info['host']}: {refusal}")
+        return infos
 
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
-        raise AddressRefused("unix sockets are never used by a crawl")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+    async def close(self) -> None:
+        await self.inner.close()
 
 
-def guarded_async_client(policy: UrlPolicy, **kwargs: Any):
-    """An httpx.AsyncClient whose every connection goes through ``GuardedBackend``; no proxies."""
-    import httpx
+def guarded_resolver(policy: UrlPolicy):
+    """A ``GuardedResolver`` around aiohttp's threaded (getaddrinfo) resolver, registered as an
+    ``aiohttp.abc.AbstractResolver``."""
+    from aiohttp.abc import AbstractResolver
+    from aiohttp.resolver import ThreadedResolver
 
-    transport = httpx.AsyncHTTPTransport(trust_env=False, limits=kwargs.pop("limits", None) or httpx.Limits())
-    pool = transport._pool  # httpx exposes no network_backend option; httpcore's pool takes one
-    pool._network_backend = GuardedBackend(pool._network_backend, policy)
-    return httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=False, **kwargs)
+    AbstractResolver.register(GuardedResolver)
+    return GuardedResolver(ThreadedResolver(), policy)

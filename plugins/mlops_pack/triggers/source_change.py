@@ -31,10 +31,8 @@ class SourceChangeTrigger(BaseTrigger):
                 {"source": self.source, "urls": self.urls, "known": self.known, "poll_interval": self.poll_interval})
 
     async def run(self):
-        import httpx
-
         from mlops_pack.core.change import changed_url
-        from mlops_pack.core.fetcher import FetchFailed, Refused, describe_error
+        from mlops_pack.core.fetcher import Refused, describe_error, network_errors
         from mlops_pack.core.spec import SourceSpec
 
         source = SourceSpec.model_validate(self.source)
@@ -44,7 +42,7 @@ class SourceChangeTrigger(BaseTrigger):
             except Refused as exc:
                 yield TriggerEvent({"status": "error", "message": str(exc)})
                 return
-            except (FetchFailed, httpx.HTTPError, TimeoutError) as exc:
+            except network_errors() as exc:
                 self.log.warning("Change check of %s failed, retrying in %ss: %s", self.urls, self.poll_interval,
                                  describe_error(exc))
                 changed = None

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_pack.core.spec import PipelineSpec
+    from mlops_pack.hooks.mlflow import MlflowHook
     from mlops_pack.hooks.storage import PipelineStorageHook
 
 
@@ -49,3 +50,20 @@ class PipelineOperator(BaseOperator):
         from mlops_pack.core.storage import partition_key
 
         return partition_key(context["run_id"])
+
+
+class MlflowOperator(PipelineOperator):
+    """A pipeline operator that talks to MLflow (tracking or registry).
+
+    :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
+    """
+
+    def __init__(self, *, mlflow_conn_id: str = "mlflow_default", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def mlflow(self) -> MlflowHook:
+        from mlops_pack.hooks.mlflow import MlflowHook
+
+        return MlflowHook(self.mlflow_conn_id)

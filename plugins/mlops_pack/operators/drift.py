@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import DriftReportLink
-from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.operators.base import MlflowOperator, PipelineOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_pack.hooks.mlflow import MlflowHook
 
 
-class EvidentlyDriftOperator(PipelineOperator):
+class EvidentlyDriftOperator(MlflowOperator):
     """Compare ``current_folders`` (prediction partitions) with the reference: the training data of
     the model version that scored them (tag ``train_uri``).
 
@@ -29,16 +27,9 @@ class EvidentlyDriftOperator(PipelineOperator):
     ui_color = "#fde8e8"
     operator_extra_links = (DriftReportLink(),)
 
-    def __init__(self, *, current_folders: list[str] | str, mlflow_conn_id: str = "mlflow_default", **kwargs: Any):
+    def __init__(self, *, current_folders: list[str] | str, **kwargs: Any):
         super().__init__(**kwargs)
         self.current_folders = current_folders
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def mlflow(self) -> MlflowHook:
-        from mlops_pack.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile

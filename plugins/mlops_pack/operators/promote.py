@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_pack.links import MlflowModelVersionLink
-from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.operators.base import MlflowOperator, PipelineOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_pack.hooks.mlflow import MlflowHook
 
 APPROVE = "Approve"
 
@@ -23,21 +21,8 @@ class ChampionMoved(AirflowFailException):
     """The champion changed after the decision was taken (and approved); judging must start again."""
 
 
-class RegistryOperator(PipelineOperator):
-    """A pipeline operator that talks to the MLflow registry.
-
-    :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
-    """
-
-    def __init__(self, *, mlflow_conn_id: str = "mlflow_default", **kwargs: Any):
-        super().__init__(**kwargs)
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def mlflow(self) -> MlflowHook:
-        from mlops_pack.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
+class RegistryOperator(MlflowOperator):
+    """An MLflow operator that judges versions and records decisions in the registry and storage."""
 
     def evaluate(self, version: str, champion: str | None) -> dict[str, Any]:
         """The gate's verdict on ``version`` vs ``champion`` on ``version``'s holdout."""

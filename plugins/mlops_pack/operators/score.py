@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.operators.base import MlflowOperator, PipelineOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_pack.hooks.mlflow import MlflowHook
 
 
-class BatchScoreOperator(PipelineOperator):
+class BatchScoreOperator(MlflowOperator):
     """Stream partition ``partition_folder`` through ``models:/<pipeline>@champion`` chunk by chunk.
 
     Predictions land in ``predictions/<run>__<partition>/`` with columns ``prediction``,
@@ -30,16 +28,9 @@ class BatchScoreOperator(PipelineOperator):
     template_fields = (*PipelineOperator.template_fields, "partition_folder")
     ui_color = "#e8fdf5"
 
-    def __init__(self, *, partition_folder: str, mlflow_conn_id: str = "mlflow_default", **kwargs: Any):
+    def __init__(self, *, partition_folder: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.partition_folder = partition_folder
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def mlflow(self) -> MlflowHook:
-        from mlops_pack.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.score import score_parquet

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import MlflowModelVersionLink, MlflowRunLink
-from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.operators.base import MlflowOperator, PipelineOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_pack.hooks.mlflow import MlflowHook
 
 
-class MlflowTrainOperator(PipelineOperator):
+class MlflowTrainOperator(MlflowOperator):
     """Fit the spec's scikit-learn pipeline and register it in MLflow with alias ``challenger``.
 
     The training window is the latest ``window_partitions`` validated partitions, split in time
@@ -30,17 +28,9 @@ class MlflowTrainOperator(PipelineOperator):
     ui_color = "#eef7e8"
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink(),)
 
-    def __init__(self, *, window_partitions: int | str | None = None, mlflow_conn_id: str = "mlflow_default",
-                 **kwargs: Any):
+    def __init__(self, *, window_partitions: int | str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.window_partitions = window_partitions
-        self.mlflow_conn_id = mlflow_conn_id
-
-    @cached_property
-    def mlflow(self) -> MlflowHook:
-        from mlops_pack.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd

@@ -178,8 +178,6 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
 
 
 def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float) -> dict:
-    from mlops_pack.core.storage import partition_key
-
     started = time.monotonic()
     airflow = prepare(home, site_port, api_port)
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
@@ -194,7 +192,7 @@ def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: f
             run_id = airflow.trigger(f"{PIPELINE}__ingest")
             print(f"[demo] {what} -> {PIPELINE}__ingest {run_id}", flush=True)
             airflow.wait_quiet(timeout)
-        summary = collect_summary(airflow, home, partition_key)
+        summary = collect_summary(airflow, home)
     finally:
         airflow.stop()
         server.shutdown()
@@ -209,7 +207,7 @@ def _init_mlflow(home: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def collect_summary(airflow: Airflow, home: Path, partition_key) -> dict:
+def collect_summary(airflow: Airflow, home: Path) -> dict:
     from mlflow import MlflowClient
 
     runs = []
@@ -226,15 +224,14 @@ def collect_summary(airflow: Airflow, home: Path, partition_key) -> dict:
     aliases = {a: str(client.get_model_version_by_alias(PIPELINE, a).version)
                for a in ("champion", "previous", "challenger") if _has_alias(client, a)}
     promotions = [json.loads(p.read_text()) for p in sorted((data / "promotions").glob("*.json"))]
-    monitors = []
-    for r in runs:
-        if r["dag_id"] == f"{PIPELINE}__monitor":
-            summary_file = data / "reports" / "drift" / partition_key(r["run_id"]) / "summary.json"
-            if summary_file.exists():
-                s = json.loads(summary_file.read_text())
-                monitors.append({"run_id": r["run_id"], "state": r["state"], "share": s["share"], "drift": s["drift"],
-                                 "drifted_columns": s["drifted_columns"], "model_version": s["model_version"],
-                                 "report": s["report_uri"]})
+    monitors = []  # one drift report per set of prediction partitions (docs/storage.md), oldest data first
+    for summary_file in sorted((data / "reports" / "drift").glob("*/summary.json")):
+        s = json.loads(summary_file.read_text())
+        monitors.append({"partition": s["partition"], "share": s["share"], "drift": s["drift"],
+                         "drifted_columns": s["drifted_columns"], "model_version": s["model_version"],
+                         "report": s["report_uri"]})
+    partitions = {area: sorted(p.name for p in (data / area).glob("*") if (p / "manifest.json").exists())
+                  for area in ("raw", "validated", "predictions", "training")}
     return {
         "runs": runs,
         "champion_history": [{"version": p["version"], "decision": p["decision"], "reason": p["reason"],
@@ -244,6 +241,7 @@ def collect_summary(airflow: Airflow, home: Path, partition_key) -> dict:
                            for v in versions],
         "aliases": aliases,
         "monitor_runs": monitors,
+        "partitions": partitions,
         "locations": {"validated": str(data / "validated"), "predictions": str(data / "predictions"),
                       "drift_reports": str(data / "reports" / "drift"), "quarantine": str(data / "quarantine"),
                       "promotion_log": str(data / "promotions"), "mlflow": f"sqlite:///{home / 'mlflow.db'}"},
@@ -268,9 +266,12 @@ def print_summary(summary: dict) -> None:
         print(f"  v{p['version']:<3} {p['decision']:<9} champion {p['champion_before']} -> {p['champion_after']}: "
               f"{p['reason']}")
     print(f"  aliases now: {summary['aliases']}")
-    print("\n=== Drift per monitor run ===")
+    print("\n=== Drift per report (prediction partition) ===")
     for m in summary["monitor_runs"]:
-        print(f"  {m['run_id']:<58} share={m['share']:.2f} drift={m['drift']} columns={m['drifted_columns']}")
+        print(f"  {m['partition']:<24} share={m['share']:.2f} drift={m['drift']} columns={m['drifted_columns']}")
+    print("\n=== Partitions (named by their data) ===")
+    for area, keys in summary["partitions"].items():
+        print(f"  {area:<12} {', '.join(keys)}")
     print("\n=== Where things are ===")
     for k, v in summary["locations"].items():
         print(f"  {k:<14} {v}")

@@ -69,6 +69,17 @@ class DemoSite:
             return self.state, self.records
 
 
+def listings_page(state: SiteState, records: list[dict], query: str) -> tuple[int, str]:
+    """(status, body) of a listings page request."""
+    try:
+        page = int(parse_qs(query).get("page", ["1"])[0])
+    except ValueError:
+        return 400, "bad page"
+    if not 1 <= page <= state.pages:
+        return 404, "no such page"
+    return 200, render_page(state, records, page)
+
+
 def make_handler(site: DemoSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -92,13 +103,7 @@ def make_handler(site: DemoSite) -> type[BaseHTTPRequestHandler]:
             if url.path == "/admin/state":
                 return self._send(200, json.dumps(dataclasses.asdict(state)), "application/json")
             if url.path in ("/", "/listings"):
-                try:
-                    page = int(parse_qs(url.query).get("page", ["1"])[0])
-                except ValueError:
-                    return self._send(400, "bad page")
-                if not 1 <= page <= state.pages:
-                    return self._send(404, "no such page")
-                return self._send(200, render_page(state, records, page))
+                return self._send(*listings_page(state, records, url.query))
             return self._send(404, "not found")
 
         def do_POST(self):

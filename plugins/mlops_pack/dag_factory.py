@@ -17,12 +17,9 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from mlops_pack import settings
 from mlops_pack.assets import PipelineAssets
 from mlops_pack.core.spec import load_spec
+from mlops_pack.operators.asset_gates import PublishChampionOperator, SignalDriftOperator
 from mlops_pack.operators.drift import EvidentlyDriftOperator
-from mlops_pack.operators.loop_steps import (
-    PartitionsFromEventsOperator,
-    PublishChampionOperator,
-    SignalDriftOperator,
-)
+from mlops_pack.operators.partition_select import PartitionsToScoreOperator, PredictionsToCheckOperator
 from mlops_pack.operators.promote import MlflowEvaluateOperator, MlflowPromoteOperator
 from mlops_pack.operators.rollback import MlflowRollbackOperator
 from mlops_pack.operators.score import BatchScoreOperator
@@ -61,17 +58,19 @@ def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any)
 
 def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     schedule = CronTriggerTimetable(spec.schedule.ingest, timezone="UTC") if spec.schedule.ingest else None
-    with _dag(spec, "ingest", schedule, "scrape the source, validate, publish the validated partition.",
-              max_active_runs=1) as dag:
+    params = {"partition": Param(None, type=["null", "string"],
+                                 description="Data key of this run (e.g. 2026-11-02) when it has no logical date "
+                                 "and the spec has no partition.column; see docs/storage.md")}
+    with _dag(spec, "ingest", schedule, "scrape the source, validate, publish the validated partitions.",
+              params=params, max_active_runs=1) as dag:
         scrape = WebScrapeOperator(task_id="scrape", **common)
-        validate = GXValidateOperator(task_id="validate", raw_folder="{{ ti.xcom_pull(task_ids='scrape')['folder'] }}",
-                                      outlets=[assets.validated], **common)
+        GXValidateOperator(task_id="validate", raw_partitions=scrape.output["partitions"],
+                           outlets=[assets.validated], **common)
         if spec.schedule.wait_for_change:
             from mlops_pack.sensors.source_change import SourceChangeSensor  # only specs that ask pay for it
 
             SourceChangeSensor(task_id="wait_for_change", poke_interval=spec.schedule.change_poll_seconds,
                                timeout=dt.timedelta(days=1).total_seconds(), **common) >> scrape
-        scrape >> validate
     return dag
 
 
@@ -99,7 +98,8 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         else:
             promote = MlflowPromoteOperator(task_id="promote", challenger_version=version, **registry, **common)
             train >> promote
-        promote >> PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion)
+        promote >> PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion,
+                                           **common)
     return dag
 
 
@@ -116,27 +116,23 @@ def _rollback(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
 
 
 def _score(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
-    params = {"partitions": Param([], type="array", description="Validated partition folders to score; "
-                                  "empty means the ones in the triggering events, else the latest")}
+    params = {"partitions": Param([], type="array", description="Validated partition keys to score; empty means "
+                                  "the ones in the triggering events, else the newest and any never scored")}
     with _dag(spec, "score", assets.validated | assets.champion,
-              "score new or re-score latest validated partitions with the champion.", params=params) as dag:
-        targets = PartitionsFromEventsOperator(task_id="partitions_to_score", pipeline=spec.name,
-                                               asset=assets.validated, area="validated", param_name="partitions")
+              "score new validated partitions, or re-score with a new champion.", params=params) as dag:
+        targets = PartitionsToScoreOperator(task_id="partitions_to_score", asset=assets.validated, **common)
         BatchScoreOperator.partial(task_id="score", outlets=[assets.predictions], **common).expand(
-            partition_folder=targets.output)
+            partition=targets.output)
     return dag
 
 
 def _monitor(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
-    params = {"prediction_folders": Param([], type="array",
-                                          description="Prediction partitions to check; empty means the latest")}
+    params = {"prediction_partitions": Param([], type="array", description="Prediction partition keys to check; "
+                                             "empty means the ones in the triggering events, else the newest")}
     with _dag(spec, "monitor", assets.predictions,
               "Evidently drift of new predictions vs the champion's training data; signal drift.",
               params=params) as dag:
-        current = PartitionsFromEventsOperator(task_id="current_predictions", pipeline=spec.name,
-                                               asset=assets.predictions, area="predictions",
-                                               param_name="prediction_folders")
-        report = EvidentlyDriftOperator(task_id="drift_report", current_folders=current.output, **common)
-        SignalDriftOperator(task_id="signal_drift", summary=report.output, asset=assets.drift, pipeline=spec.name,
-                            cooldown_minutes=spec.drift.cooldown_minutes)
+        current = PredictionsToCheckOperator(task_id="current_predictions", asset=assets.predictions, **common)
+        report = EvidentlyDriftOperator(task_id="drift_report", prediction_partitions=current.output, **common)
+        SignalDriftOperator(task_id="signal_drift", summary=report.output, asset=assets.drift, **common)
     return dag

@@ -20,21 +20,29 @@ NAME = "oploop"
 
 class Pipeline:
     def __init__(self, site, spec_path, root):
-        from mlops_pack.dag_factory import build_dags
-
-        self.site, self.root = site, root
-        self.dags = build_dags(spec_path)
+        self.site, self.root, self.spec_path = site, root, spec_path
 
     def run(self, stage: str, **conf):
-        return self.dags[f"{NAME}__{stage}"].test(run_conf=conf or None)
+        from mlops_pack.dag_factory import build_dags
+
+        # A fresh DAG each run: dag.test() keeps the last run_conf in the DAG's params.
+        return build_dags(self.spec_path)[f"{NAME}__{stage}"].test(run_conf=conf or None)
+
+    def state(self) -> dict[str, list[tuple]]:
+        """(partition, rows, version) of every complete partition of every data area."""
+        return {area: [(m["partition"], m["rows"], m["version"]) for m in self.manifests(area)]
+                for area in ("raw", "validated", "training", "predictions", "reports/drift")}
 
     def area(self, name: str) -> ObjectStoragePath:
         return ObjectStoragePath(f"file://{self.root}/{NAME}/{name}")
 
     def manifests(self, area: str) -> list[dict]:
-        from mlops_pack.core.storage import complete_partitions
+        from mlops_pack.core.storage import list_partitions
 
-        return complete_partitions(self.area(area))
+        if area == "training":  # training/<window>/{train,holdout}
+            root = self.area(area)
+            return [m for f in (root.iterdir() if root.exists() else []) for m in list_partitions(f)]
+        return list_partitions(self.area(area))
 
     def set_day(self, **changes) -> None:
         self.site.set_state(dataclasses.replace(self.site.state, **changes))
@@ -76,15 +84,26 @@ def pipeline(airflow_db, demo_site):
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
 
 
-def test_ingest_writes_a_validated_partition_and_event(pipeline):
+def test_ingest_writes_a_validated_partition_named_by_its_data_and_event(pipeline):
     assert pipeline.run("ingest").state == "success"
     [manifest] = pipeline.manifests("validated")
-    assert manifest["rows"] == 400
+    assert manifest["rows"] == 400 and manifest["partition"] == "2026-11-01"  # the listings' date, not the run
     frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
     assert frame["listing_id"].is_unique and frame["price"].notna().all()
     [event] = asset_events("validated")
-    assert {k: event[k] for k in ("uri", "folder", "version", "rows", "partition")} == {
-        k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
+    [published] = event["partitions"]
+    assert published == {"key": "2026-11-01", **{k: manifest[k] for k in ("uri", "folder", "version", "rows")}}
+
+
+def test_reingesting_the_same_day_changes_no_row_and_no_version(pipeline):
+    from mlops_pack.core.storage import partition_history
+
+    before = pipeline.state()
+    assert pipeline.run("ingest").state == "success"  # a manual re-trigger of the same data day
+    assert pipeline.state() == before
+    history = partition_history(pipeline.area("validated/2026-11-01"))
+    assert [m["version"] for m in history] == [before["validated"][0][2]]  # the replaced manifest is kept
+    assert asset_events("validated")[-1]["partitions"][0]["version"] == before["validated"][0][2]
 
 
 def test_train_registers_and_promotes_the_first_model(pipeline):
@@ -106,9 +125,10 @@ def test_train_registers_and_promotes_the_first_model(pipeline):
     assert asset_events("champion")[-1]["version"] == "1"
 
 
-def test_score_writes_predictions_with_lineage(pipeline):
+def test_score_writes_one_prediction_partition_per_data_partition_and_version(pipeline):
     assert pipeline.run("score").state == "success"
     [manifest] = pipeline.manifests("predictions")
+    assert manifest["partition"] == "2026-11-01__v1" and manifest["source_partition"] == "2026-11-01"
     frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
     assert len(frame) == 400 == manifest["rows"]
     assert set(frame["model_version"]) == {"1"} and set(frame["model_name"]) == {NAME}
@@ -116,13 +136,23 @@ def test_score_writes_predictions_with_lineage(pipeline):
     assert frame["prediction"].between(1e4, 5e6).all()
 
 
+def test_rescoring_the_same_data_replaces_instead_of_adding(pipeline):
+    before = pipeline.state()
+    assert pipeline.run("score", partitions=["2026-11-01"]).state == "success"
+    assert pipeline.state() == before
+
+
 def test_monitor_on_same_market_finds_no_drift(pipeline):
     assert pipeline.run("monitor").state == "success"
-    [folder] = list(pipeline.area("reports/drift").iterdir())
+    [folder] = [f for f in pipeline.area("reports/drift").iterdir()]
+    assert folder.name == "2026-11-01__v1"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["drift"] is False and summary["drifted_columns"] == []
     assert (folder / "report.html").stat().st_size > 10_000
     assert asset_events("drift") == []
+    before = pipeline.state()
+    assert pipeline.run("monitor").state == "success"  # the same predictions checked again
+    assert pipeline.state() == before
 
 
 def test_shifted_market_is_reported_as_drift_with_its_columns(pipeline):
@@ -164,7 +194,9 @@ def test_rollback_restores_the_previous_champion_and_records_it(pipeline):
 
 
 def test_rollback_refuses_a_version_that_failed_the_gate(pipeline):
+    training = pipeline.state()["training"]
     assert pipeline.run("train").state == "success"  # same data again: an identical challenger, rejected
+    assert pipeline.state()["training"] == training  # the same window is the same training set
     rejected = pipeline.client.get_model_version(NAME, "3")
     assert rejected.tags["decision"] == "rejected" and rejected.tags["reason"].startswith("not better")
     assert pipeline.run("rollback", target_version="3").state == "failed"
@@ -185,7 +217,8 @@ def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):
     result = json.loads((folder / "validation.json").read_text())
     assert not result["success"]
     assert any(f["column"] == "area_m2" for f in result["failures"])
-    assert (folder / "data.parquet").exists() and (folder / "scrape_rejects.jsonl").exists()
+    assert folder.name == "2026-11-03"
+    assert [p for p in folder.iterdir() if p.name.startswith("data-")] and (folder / "scrape_rejects.jsonl").exists()
     assert len(asset_events("validated")) == validated_before
     assert pipeline.alias("champion") == champion
     assert folder.name not in {m["partition"] for m in pipeline.manifests("validated")}

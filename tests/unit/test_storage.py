@@ -1,3 +1,5 @@
+"""core/storage.py: atomic partitions named by their data, manifests as commit points, history."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -5,25 +7,39 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 from mlops_pack.core.storage import (
     StorageError,
-    complete_partitions,
+    atomic_writer,
     data_version,
+    is_complete,
+    list_partitions,
     move_partition,
-    partition_key,
+    partition_history,
+    read_manifest,
     read_partition,
     write_partition,
 )
 
 
-def test_partition_key_is_storage_safe():
-    assert partition_key("manual__2026-11-01T02:00:00+00:00") == "manual__2026-11-01T02_00_00_00_00"
+def path(tmp_path, rel: str) -> ObjectStoragePath:
+    return ObjectStoragePath(f"file://{tmp_path}/{rel}")
 
 
-def test_rerun_replaces_its_partition(tmp_path):
-    folder = ObjectStoragePath(f"file://{tmp_path}/p/run1")
-    write_partition(folder, pd.DataFrame({"a": [1, 2, 3]}))
-    manifest = write_partition(folder, pd.DataFrame({"a": [1, 2]}))
-    assert manifest["rows"] == 2
-    assert len(read_partition(folder)) == 2
+def test_rewriting_the_same_rows_keeps_version_and_object_and_records_history(tmp_path):
+    folder = path(tmp_path, "validated/2026-11-02")
+    first = write_partition(folder, pd.DataFrame({"a": [1, 2, 3]}))
+    again = write_partition(folder, pd.DataFrame({"a": [1, 2, 3]}))
+    assert (first["version"], first["uri"], first["rows"]) == (again["version"], again["uri"], again["rows"])
+    assert again["replaces"] == first["version"] and again["partition"] == "2026-11-02"
+    assert [p.name for p in folder.iterdir() if p.name.startswith("data-")] == [first["uri"].rsplit("/", 1)[1]]
+    assert [m["version"] for m in partition_history(folder)] == [first["version"]]
+
+
+def test_replacing_with_other_rows_removes_the_old_data_and_keeps_its_manifest(tmp_path):
+    folder = path(tmp_path, "raw/k")
+    old = write_partition(folder, pd.DataFrame({"a": [1, 2, 3]}))
+    new = write_partition(folder, pd.DataFrame({"a": [1, 2]}))
+    assert new["rows"] == 2 and len(read_partition(folder)) == 2
+    assert [p.name for p in folder.iterdir() if p.name.startswith("data-")] == [new["uri"].rsplit("/", 1)[1]]
+    assert partition_history(folder)[-1]["version"] == old["version"]
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -33,19 +49,40 @@ def test_data_version_follows_content_only():
     assert data_version(a) != data_version(a.assign(x=[1, 3]))
 
 
-def test_incomplete_partitions_are_invisible(tmp_path):
-    root = ObjectStoragePath(f"file://{tmp_path}/validated")
-    write_partition(root / "one", pd.DataFrame({"a": [1]}))
+def test_incomplete_partitions_are_invisible_and_named_when_read(tmp_path):
+    root = path(tmp_path, "validated")
+    write_partition(root / "2026-11-01", pd.DataFrame({"a": [1]}))
     (root / "half").mkdir(parents=True)
-    (root / "half" / "data.parquet").write_bytes(b"partial")
-    assert [m["folder"].rsplit("/", 1)[1] for m in complete_partitions(root)] == ["one"]
+    (root / "half" / "data-x.parquet").write_bytes(b"partial")
+    assert [m["partition"] for m in list_partitions(root)] == ["2026-11-01"]
+    assert not is_complete(root / "half")
     with pytest.raises(StorageError, match="half has no manifest.json"):
         read_partition(root / "half")
 
 
-def test_move_partition(tmp_path):
-    src = ObjectStoragePath(f"file://{tmp_path}/raw/r1")
+def test_partitions_list_in_key_order_not_write_order(tmp_path):
+    root = path(tmp_path, "validated")
+    for key in ("2026-11-03", "2026-11-01", "2026-11-02"):
+        write_partition(root / key, pd.DataFrame({"a": [1]}))
+    assert [m["partition"] for m in list_partitions(root)] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+
+
+def test_a_failed_write_leaves_the_old_object(tmp_path):
+    target = path(tmp_path, "f.bin")
+    with atomic_writer(target) as fh:
+        fh.write(b"old")
+    with pytest.raises(RuntimeError), atomic_writer(target) as fh:
+        fh.write(b"half")
+        raise RuntimeError("writer died")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.bin"]
+
+
+def test_move_partition_commits_at_the_target_and_empties_the_source(tmp_path):
+    src, dst = path(tmp_path, "raw/k"), path(tmp_path, "quarantine/k")
     write_partition(src, pd.DataFrame({"a": [1]}))
-    move_partition(src, ObjectStoragePath(f"file://{tmp_path}/quarantine/r1"))
-    assert list(src.iterdir()) == []
-    assert len(read_partition(ObjectStoragePath(f"file://{tmp_path}/quarantine/r1"))) == 1
+    (src / "scrape_rejects.jsonl").write_text("{}")
+    moved = move_partition(src, dst)
+    assert [p.name for p in src.iterdir() if p.is_file()] == []
+    assert len(read_partition(dst)) == 1 and (dst / "scrape_rejects.jsonl").exists()
+    assert read_manifest(dst)["uri"] == moved["uri"] and moved["uri"].startswith(str(dst))

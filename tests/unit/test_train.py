@@ -36,3 +36,17 @@ def test_missing_columns_are_named(tmp_path, frame):
     spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
     with pytest.raises(TrainingError, match=r"lacks column\(s\) \['area_m2'\]"):
         fit(frame.drop(columns=["area_m2"]), spec.model)
+
+
+def test_window_is_deduplicated_by_key_and_holdout_shares_no_key(tmp_path, frame):
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
+    twice = pd.concat([frame, frame], ignore_index=True)  # the same day ingested twice
+    trained = fit(twice, spec.model, key="listing_id")
+    assert len(trained.train) + len(trained.holdout) == frame["listing_id"].nunique() == 600
+    assert not set(trained.train["listing_id"]) & set(trained.holdout["listing_id"])
+
+
+def test_a_window_without_keys_is_refused_when_a_key_is_named(tmp_path, frame):
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
+    with pytest.raises(TrainingError, match="record key 'nope'"):
+        fit(frame, spec.model, key="nope")

@@ -9,6 +9,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def split_columns(columns: list[str], numeric_features: list[str], field_types: dict[str, str],
+                  ) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) drift columns: numeric model features and number/integer fields are
+    compared as distributions of numbers, everything else as categories."""
+    numeric = [c for c in columns if c in numeric_features or field_types.get(c) in ("number", "integer")]
+    return numeric, [c for c in columns if c not in numeric]
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
                  share_threshold: float, html_path: Path, json_path: Path) -> dict[str, Any]:
     """Run Evidently's DataDriftPreset, save HTML and JSON, and return {share, drifted_columns, ...}."""

@@ -5,7 +5,6 @@ Memory stays flat in the number of rows: one record batch is read, predicted and
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,36 +25,31 @@ def score_parquet(model: Any, source, target, features: list[str], lineage: dict
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from mlops_pack.core.storage import atomic_writer
+
     keep = list(dict.fromkeys([*(keep or []), *features]))
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    target.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    try:
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            try:
-                reader = pq.ParquetFile(src)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ScoringError(f"{source} is not a readable Parquet file: {exc}") from exc
-            missing = [c for c in keep if c not in reader.schema_arrow.names]
-            if missing:
-                raise ScoringError(f"{source} lacks column(s) {missing} the model needs")
-            writer = None
-            for batch in _batches(reader, keep, chunk_rows):
-                frame = batch.to_pandas()
-                frame["prediction"] = model.predict(frame[features])
-                for name, value in lineage.items():
-                    frame[name] = value
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(dst, table.schema)
-                writer.write_table(table)
-                rows += len(frame)
-            if writer is not None:
-                writer.close()
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with source.open("rb") as src, atomic_writer(target) as dst:
+        try:
+            reader = pq.ParquetFile(src)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ScoringError(f"{source} is not a readable Parquet file: {exc}") from exc
+        missing = [c for c in keep if c not in reader.schema_arrow.names]
+        if missing:
+            raise ScoringError(f"{source} lacks column(s) {missing} the model needs")
+        writer = None
+        for batch in _batches(reader, keep, chunk_rows):
+            frame = batch.to_pandas()
+            frame["prediction"] = model.predict(frame[features])
+            for name, value in lineage.items():
+                frame[name] = value
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(dst, table.schema)
+            writer.write_table(table)
+            rows += len(frame)
+        if writer is not None:
+            writer.close()
     return rows
 
 

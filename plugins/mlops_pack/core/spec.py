@@ -151,6 +151,10 @@ class ModelSpec(_Strict):
 
 METRIC_DIRECTIONS = {"rmse": "lower", "mae": "lower", "r2": "higher", "accuracy": "higher", "f1": "higher",
                      "roc_auc": "higher"}
+# The gate scores hard predictions: regression metrics on numbers, classification metrics on labels.
+METRIC_TASKS = {"rmse": "regression", "mae": "regression", "r2": "regression", "accuracy": "classification",
+                "f1": "classification", "roc_auc": "classification"}
+DEFAULT_GATE = {"regression": {"rmse": {"min_delta": 0.0}}, "classification": {"accuracy": {"min_delta": 0.0}}}
 
 
 class MetricPolicy(_Strict):
@@ -201,6 +205,15 @@ class DriftSpec(_Strict):
     cooldown_minutes: float = Field(default=0, ge=0, description="no new drift event within this time of the last")
 
 
+class PartitionSpec(_Strict):
+    """How ingested data is cut into partitions, each named by the data it holds (docs/storage.md)."""
+
+    column: str | None = Field(default=None, description="scraped column whose value names each row's partition "
+                               "(e.g. the listing date); default: the run's logical date or conf 'partition'")
+    date_format: str = Field(default="%Y-%m-%d", description="strftime format naming a partition by a run's "
+                             "logical date (one partition per day by default)")
+
+
 class ScheduleSpec(_Strict):
     ingest: str | None = "0 2 * * *"
     wait_for_change: bool = Field(default=False, description="ingest starts with a deferrable sensor that "
@@ -219,6 +232,7 @@ class PipelineSpec(_Strict):
     scoring: ScoringSpec = ScoringSpec()
     drift: DriftSpec = DriftSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    partition: PartitionSpec = PartitionSpec()
     spec_path: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
@@ -231,6 +245,8 @@ class PipelineSpec(_Strict):
             raise ValueError(f"model.features: {missing} are not scraped columns {sorted(scraped)}")
         if self.model.order_by and self.model.order_by not in scraped:
             raise ValueError(f"model.order_by: {self.model.order_by!r} is not a scraped column")
+        if self.partition.column and self.partition.column not in scraped:
+            raise ValueError(f"partition.column: {self.partition.column!r} is not a scraped column {sorted(scraped)}")
         if not self.promotion.metrics:
             raise ValueError("promotion.metrics: name at least one metric")
         for metric in self.promotion.metrics:
@@ -239,6 +255,28 @@ class PipelineSpec(_Strict):
         missing = [c for c in self.promotion.slices if c not in scraped]
         if missing:
             raise ValueError(f"promotion.slices: {missing} are not scraped columns")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_gate_fits_the_task(cls, data: Any) -> Any:
+        """Without promotion.metrics a classifier is gated on accuracy, not on the regression default rmse."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            return data
+        promotion = data.get("promotion")
+        if data["model"].get("task") == "classification" and (promotion is None or (
+                isinstance(promotion, dict) and "metrics" not in promotion)):
+            data = {**data, "promotion": {**(promotion or {}), "metrics": DEFAULT_GATE["classification"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> PipelineSpec:
+        task = self.model.task
+        for metric in self.promotion.metrics:
+            if METRIC_TASKS.get(metric, task) != task:
+                fitting = sorted(m for m, t in METRIC_TASKS.items() if t == task)
+                raise ValueError(f"promotion.metrics.{metric}: {metric!r} measures a {METRIC_TASKS[metric]} model "
+                                 f"but model.task is {task!r}; use one of {fitting}")
         return self
 
     @property

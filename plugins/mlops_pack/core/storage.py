@@ -1,34 +1,59 @@
-"""Partitions in object storage: atomic writes, manifests (the data version) and listings.
+"""The one storage layer: atomic writes, partitions, manifests (the data version) and listings.
 
-Paths are ObjectStoragePath/UPath objects (``file://`` by default, ``s3://`` in production); this
-module only uses their pathlib-like methods, so it needs no Airflow import. A partition is a folder
-keyed by the Airflow run; its ``manifest.json`` is written last, so a partition without one is
-incomplete and readers skip it.
+Paths are ObjectStoragePath/UPath objects (``file://`` by default, ``s3://`` in production). This
+module needs no Airflow import: it relies only on the pathlib-like methods named by
+:class:`StoragePath`.
+
+A partition is a folder named by the data it holds (``validated/2026-11-02``), never by the run that
+wrote it. Inside it:
+
+- ``data-<version>.parquet``: the rows; the file is named by its content hash, so rewriting the same
+  rows rewrites the same object and a reader never sees a half-replaced file;
+- ``manifest.json``: rows, schema, version, partition key, the data file's URI; written last, in one
+  atomic step, so it is the partition's commit point: without it the partition is invisible;
+- ``_history/``: every manifest a later write replaced, kept for audit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
-import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST = "manifest.json"
-DATA = "data.parquet"
+HISTORY = "_history"
+DATA_PREFIX = "data-"
+
+
+class StoragePath(Protocol):
+    """What this module needs of a path: ObjectStoragePath, UPath and pathlib.Path all qualify."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def parent(self) -> StoragePath: ...
+    def __truediv__(self, other: str) -> StoragePath: ...
+    def exists(self) -> bool: ...
+    def is_file(self) -> bool: ...
+    def iterdir(self) -> Iterator[StoragePath]: ...
+    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None: ...
+    def open(self, mode: str = ...) -> Any: ...
+    def read_text(self) -> str: ...
+    def read_bytes(self) -> bytes: ...
+    def rename(self, target: Any) -> Any: ...
+    def unlink(self) -> None: ...
 
 
 class StorageError(RuntimeError):
     """A dataset could not be read or written; the message names it."""
-
-
-def partition_key(run_id: str) -> str:
-    """A storage-safe folder name for an Airflow run id (manual__2026-11-01T02:00:00+00:00 ...)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("_")
 
 
 def data_version(df: pd.DataFrame) -> str:
@@ -41,13 +66,24 @@ def data_version(df: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Write ``data`` so that readers see the old object or the whole new one, never a part."""
+def digest(*parts: str) -> str:
+    """A short stable hash of strings: the version of data defined by its inputs (e.g. predictions)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def atomic_writer(path: StoragePath) -> Iterator[BinaryIO]:
+    """A binary file handle whose content appears at ``path`` only when the block ends without error.
+
+    Readers see the old object or the whole new one, never a part: the bytes go to a hidden temporary
+    sibling that is renamed over ``path`` (one complete object on S3). Used by every dataset write,
+    including the streaming scorer.
+    """
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as fh:
-            fh.write(data)
+            yield fh
         tmp.rename(path)
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc}") from exc
@@ -56,66 +92,142 @@ def write_bytes_atomic(path, data: bytes) -> None:
             tmp.unlink()
 
 
-def write_json(path, obj: Any) -> None:
+def write_bytes_atomic(path: StoragePath, data: bytes) -> None:
+    """Write ``data`` so that readers see the old object or the whole new one, never a part."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
+
+
+def write_json(path: StoragePath, obj: Any) -> None:
     write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
 
-def read_json(path) -> Any:
+def read_json(path: StoragePath) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read {path}: {exc}") from exc
 
 
-def write_partition(folder, df: pd.DataFrame, **extra: Any) -> dict[str, Any]:
-    """Replace the partition in ``folder`` with ``df`` and return its manifest (written last)."""
-    import io
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
 
-    manifest_path = folder / MANIFEST
-    if manifest_path.exists():
-        manifest_path.unlink()  # a rerun invalidates the old partition before replacing it
-    buffer = io.BytesIO()
-    df.to_parquet(buffer, index=False)
-    write_bytes_atomic(folder / DATA, buffer.getvalue())
-    manifest = {
-        "uri": str(folder / DATA),
-        "folder": str(folder),
-        "rows": int(len(df)),
-        "schema": {c: str(t) for c, t in df.dtypes.items()},
-        "version": data_version(df),
-        "written_at": dt.datetime.now(dt.UTC).isoformat(),
-        **extra,
-    }
-    write_json(manifest_path, manifest)
+
+def data_path(folder: StoragePath, version: str, suffix: str = ".parquet") -> StoragePath:
+    """Where a partition's data of ``version`` lives: named by content, so equal data is one object."""
+    return folder / f"{DATA_PREFIX}{version}{suffix}"
+
+
+def is_complete(folder: StoragePath) -> bool:
+    """True when ``folder`` holds a committed partition (its manifest exists)."""
+    return (folder / MANIFEST).exists()
+
+
+def read_manifest(folder: StoragePath) -> dict[str, Any]:
+    """The manifest of the complete partition in ``folder``; StorageError names a missing one."""
+    path = folder / MANIFEST
+    if not path.exists():
+        raise StorageError(f"partition {folder} has no {MANIFEST}: it is missing or was never completed")
+    return read_json(path)
+
+
+def write_manifest(folder: StoragePath, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Commit a partition: archive the manifest it replaces to ``_history/``, then write the new one.
+
+    ``folder``, ``written_at`` and ``replaces`` (the version replaced, or None) are filled in. Data
+    files the new manifest does not name are removed afterwards (the replaced data stays readable
+    until the new manifest is in place).
+    """
+    path = folder / MANIFEST
+    previous = read_json(path) if path.exists() else None
+    manifest = {**manifest, "folder": str(folder), "written_at": _now(),
+                "replaces": previous.get("version") if previous else None}
+    if previous is not None:
+        stamp = previous.get("written_at", _now()).replace(":", "").replace("+", "Z")
+        write_json(folder / HISTORY / f"{stamp}_{previous.get('version', 'unknown')}.json", previous)
+    write_json(path, manifest)
+    _remove_unreferenced_data(folder)
     return manifest
 
 
-def read_partition(folder, columns: list[str] | None = None) -> pd.DataFrame:
+def _remove_unreferenced_data(folder: StoragePath) -> None:
+    # Re-read the committed manifest: a concurrent writer of the same partition may have committed
+    # after us, and its data file must survive our clean-up.
+    current = str(read_json(folder / MANIFEST).get("uri", "")).rsplit("/", 1)[-1]
+    for item in folder.iterdir():
+        if item.name.startswith(DATA_PREFIX) and item.name != current:
+            item.unlink()
+
+
+def partition_history(folder: StoragePath) -> list[dict[str, Any]]:
+    """Manifests a partition had before its current one, oldest first."""
+    history = folder / HISTORY
+    if not history.exists():
+        return []
+    return sorted((read_json(p) for p in history.iterdir() if p.name.endswith(".json")),
+                  key=lambda m: m.get("written_at", ""))
+
+
+def write_partition(folder: StoragePath, df: pd.DataFrame, key: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Replace the partition in ``folder`` with ``df`` (atomically) and return its manifest.
+
+    ``key`` is the partition key recorded in the manifest (default: the folder's name). Writing the
+    same rows again yields the same version and the same data object.
+    """
+    version = data_version(df)
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    target = data_path(folder, version)
+    write_bytes_atomic(target, buffer.getvalue())
+    return write_manifest(folder, {
+        "uri": str(target), "partition": key or folder.name, "rows": int(len(df)),
+        "schema": {c: str(t) for c, t in df.dtypes.items()}, "version": version, **extra,
+    })
+
+
+def read_partition(folder: StoragePath, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of the complete partition in ``folder`` (StorageError names a missing or corrupt one)."""
     import pandas as pd
 
-    manifest_path = folder / MANIFEST
-    if not manifest_path.exists():
-        raise StorageError(f"partition {folder} has no {MANIFEST}: it is missing or was never completed")
+    manifest = read_manifest(folder)
     try:
-        with (folder / DATA).open("rb") as fh:
+        with _data_file(folder, manifest).open("rb") as fh:
             return pd.read_parquet(fh, columns=columns)
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read partition {folder}: {exc}") from exc
 
 
-def complete_partitions(folder) -> list[dict[str, Any]]:
-    """Manifests of every complete partition under ``folder``, oldest first."""
-    if not folder.exists():
+def _data_file(folder: StoragePath, manifest: dict[str, Any]) -> StoragePath:
+    return folder / str(manifest["uri"]).rsplit("/", 1)[-1]
+
+
+def list_partitions(area: StoragePath) -> list[dict[str, Any]]:
+    """Manifests of every complete partition under ``area``, in partition-key order (oldest data first).
+
+    Partition keys sort in time order (ISO dates, ``<date>__v<version>``), so the last one holds the
+    newest data whatever the order the partitions were written in.
+    """
+    if not area.exists():
         return []
-    manifests = [read_json(child / MANIFEST) for child in folder.iterdir() if (child / MANIFEST).exists()]
-    return sorted(manifests, key=lambda m: m["written_at"])
+    manifests = [read_json(child / MANIFEST) for child in area.iterdir()
+                 if not child.name.startswith((".", "_")) and (child / MANIFEST).exists()]
+    return sorted(manifests, key=lambda m: (str(m.get("partition", "")), m.get("written_at", "")))
 
 
-def move_partition(source, target) -> None:
-    """Move every file of a partition (manifest last) from ``source`` to ``target``."""
+def move_partition(source: StoragePath, target: StoragePath) -> dict[str, Any]:
+    """Move a complete partition from ``source`` to ``target`` (replacing it there); returns its manifest.
+
+    Files are copied first and the manifest committed last through :func:`write_manifest`, so the
+    target never shows a partial partition and keeps the history of what it replaces.
+    """
+    manifest = read_manifest(source)
     target.mkdir(parents=True, exist_ok=True)
-    files = sorted((p for p in source.iterdir() if p.is_file()), key=lambda p: p.name == MANIFEST)
-    for item in files:
-        write_bytes_atomic(target / item.name, item.read_bytes())
-    for item in reversed(files):
-        item.unlink()
+    for item in source.iterdir():
+        if item.is_file() and item.name != MANIFEST:
+            write_bytes_atomic(target / item.name, item.read_bytes())
+    moved = write_manifest(target, {**manifest, "uri": str(target / _data_file(source, manifest).name)})
+    (source / MANIFEST).unlink()
+    for item in source.iterdir():
+        if item.is_file():
+            item.unlink()
+    return moved

@@ -94,11 +94,23 @@ def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
         raise TrainingError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def fit(df: pd.DataFrame, model: ModelSpec) -> TrainedModel:
-    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest."""
+def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> TrainedModel:
+    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest.
+
+    With the record ``key`` the window is clean by construction: one row per key (the last, i.e.
+    from the newest partition, wins) and a holdout that shares no key with training (checked).
+    """
+    from mlops_pack.core.partitions import check_disjoint, dedupe_latest
+
     check_columns(df, model, "training data")
+    if key is not None:
+        if key not in df.columns:
+            raise TrainingError(f"training data lacks the record key {key!r}; it has {list(df.columns)}")
+        df = dedupe_latest(df.dropna(subset=[key]), key)
     labelled = df.dropna(subset=[model.target])
     train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
+    if key is not None:
+        check_disjoint(train, holdout, key)
     pipeline, search = build_pipeline(model), None
     if model.search is not None:
         pipeline, search = tune(pipeline, train, model)

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from mlops_pack.core.spec import SourceSpec
 
 
+STATE_FILE = "scrape_state.json"  # per-URL ETag/Last-Modified/hash of the last crawl, in the state area
+
 class ScrapeHook(BaseHook):
     """HTTP(S) crawling of one source through the pack's engine (mlops_pack.core.scrape).
 

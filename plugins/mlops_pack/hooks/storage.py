@@ -34,11 +34,16 @@ class PipelineStorageHook(BaseHook):
         return ObjectStoragePath(self.storage_root, conn_id=self.conn_id) / self.pipeline
 
     def area(self, name: str) -> ObjectStoragePath:
-        """``raw``, ``validated``, ``quarantine``, ``training``, ``predictions``, ``reports`` ..."""
+        """``raw``, ``validated``, ``quarantine``, ``training``, ``predictions``, ``reports/drift`` ..."""
         return self.root / name
 
     def partition(self, area: str, key: str) -> ObjectStoragePath:
+        """The folder of partition ``key`` (named by its data, see docs/storage.md) in ``area``."""
         return self.area(area) / key
+
+    def state(self, name: str) -> ObjectStoragePath:
+        """A small state file of the pipeline (crawl state, drift-signal cooldown): ``state/<name>``."""
+        return self.root / "state" / name
 
     def path(self, uri: str) -> ObjectStoragePath:
         """An ObjectStoragePath for a URI read from an asset event or a manifest."""

@@ -1,4 +1,14 @@
-"""What every pipeline operator shares: its spec, its storage and its run's partition key."""
+"""The pack's one operator family: what every operator (and the sensor) shares.
+
+``PipelineTaskMixin`` gives a task its pipeline spec, its storage (honouring ``storage_root``), its
+run's data key and asset-event emission; ``PipelineOperator`` and ``MlflowOperator`` build on it,
+and the sensor mixes it into Airflow's sensor base.
+
+When the spec is read: the DAG factory reads it at parse time for the DAGs' shape (tasks,
+schedules, Params defaults); each task reads it again, once, when it executes (``self.spec``), for
+every value it uses. An edited spec therefore reshapes the DAGs at the next parse and changes
+behaviour from the next task that starts.
+"""
 
 from __future__ import annotations
 
@@ -16,21 +26,22 @@ if TYPE_CHECKING:
     from mlops_pack.hooks.storage import PipelineStorageHook
 
 
-class PipelineOperator(BaseOperator):
-    """Base of the pack's operators: each works on one pipeline spec.
+def check_spec_path(spec_path: str) -> str:
+    """``spec_path`` as a string; a ValueError names it unless it is a .yaml file or a template."""
+    if not str(spec_path).endswith((".yaml", ".yml")) and "{{" not in str(spec_path):
+        raise ValueError(f"spec_path must be a pipeline spec .yaml file, got {spec_path!r}")
+    return str(spec_path)
 
-    :param spec_path: path of the pipeline spec YAML (templated).
-    :param storage_root: override of ``[mlops] storage_root`` (templated).
+
+class PipelineTaskMixin:
+    """Spec, storage, data key and asset events for a task working on one pipeline.
+
+    The class using it sets ``spec_path`` and ``storage_root`` in ``__init__``.
     """
 
-    template_fields = ("spec_path", "storage_root")
-
-    def __init__(self, *, spec_path: str, storage_root: str | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        if not str(spec_path).endswith((".yaml", ".yml")) and "{{" not in str(spec_path):
-            raise ValueError(f"spec_path must be a pipeline spec .yaml file, got {spec_path!r}")
-        self.spec_path = str(spec_path)
-        self.storage_root = storage_root
+    spec_path: str
+    storage_root: str | None
+    outlets: list
 
     @cached_property
     def spec(self) -> PipelineSpec:
@@ -44,12 +55,50 @@ class PipelineOperator(BaseOperator):
 
         return PipelineStorageHook(self.spec.name, storage_root=self.storage_root)
 
-    @staticmethod
-    def run_key(context: Context) -> str:
-        """Partition key of this run: its run id, which REST- and asset-triggered runs have too."""
-        from mlops_pack.core.storage import partition_key
+    def data_key(self, context: Context) -> str | None:
+        """The run's data key (docs/storage.md): conf ``partition``, the run's ``partition_key``, the
+        triggering events' ``partition``, else the logical date; None when the run has none."""
+        from mlops_pack.core.partitions import run_data_key
 
-        return partition_key(context["run_id"])
+        dag_run = context.get("dag_run")
+        requested = (context.get("params") or {}).get("partition") or (getattr(dag_run, "conf", None) or {}).get(
+            "partition")
+        return run_data_key(requested=requested, run_partition_key=getattr(dag_run, "partition_key", None),
+                            event_keys=event_partition_keys(context), logical_date=context.get("logical_date"),
+                            date_format=self.spec.partition.date_format)
+
+    def emit(self, context: Context, extra: dict[str, Any]) -> None:
+        """Put ``extra`` (small JSON) on the asset event of each of this task's outlets."""
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+
+
+def event_partition_keys(context: Context, asset: Any = None) -> list[str]:
+    """Partition keys named by the run's triggering asset events (of ``asset``, or of any asset)."""
+    events = context.get("triggering_asset_events") or {}
+    groups = [events.get(asset, [])] if asset is not None else list(events.values())
+    keys: list[str] = []
+    for group in groups:
+        for event in group:
+            extra = event.extra or {}
+            named = [p["key"] for p in extra.get("partitions", []) if isinstance(p, dict) and "key" in p]
+            keys.extend(named or [k for k in (extra.get("partition"), getattr(event, "partition_key", None)) if k])
+    return list(dict.fromkeys(keys))
+
+
+class PipelineOperator(PipelineTaskMixin, BaseOperator):
+    """Base of the pack's operators: each works on one pipeline spec.
+
+    :param spec_path: path of the pipeline spec YAML (templated).
+    :param storage_root: override of ``[mlops] storage_root`` (templated).
+    """
+
+    template_fields = ("spec_path", "storage_root")
+
+    def __init__(self, *, spec_path: str, storage_root: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.spec_path = check_spec_path(spec_path)
+        self.storage_root = storage_root
 
 
 class MlflowOperator(PipelineOperator):

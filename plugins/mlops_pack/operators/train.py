@@ -11,12 +11,13 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-
 class MlflowTrainOperator(MlflowOperator):
     """Fit the spec's scikit-learn pipeline and register it in MLflow with alias ``challenger``.
 
-    The training window is the latest ``window_partitions`` validated partitions, split in time
-    (newest rows held out). The MLflow run records params, holdout metrics, train and holdout data
+    The training window is the latest ``window_partitions`` validated partitions (by partition key),
+    de-duplicated by the spec's record key (the newest partition's row wins) and split in time:
+    the newest rows are held out, and no holdout key is a training key (checked, HoldoutLeak
+    otherwise). Train and holdout sets are written to ``training/<first>_to_<last>__<hash>/``. The MLflow run records params, holdout metrics, train and holdout data
     as input datasets (with their data versions), Airflow dag/run ids as tags, a signature and an
     input example. Returns {model_name, version, run_id, experiment_id, data_version, holdout_uri, metrics}.
 
@@ -35,24 +36,35 @@ class MlflowTrainOperator(MlflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
-        from mlops_pack.core.storage import complete_partitions, read_partition, write_partition
+        from mlops_pack.core.partitions import window_key
+        from mlops_pack.core.storage import (
+            data_version,
+            digest,
+            list_partitions,
+            read_partition,
+            write_partition,
+        )
         from mlops_pack.core.train import fit
 
         window = int(self.window_partitions or self.spec.model.window_partitions)
-        partitions = complete_partitions(self.storage.area("validated"))[-window:]
+        partitions = list_partitions(self.storage.area("validated"))[-window:]
         if not partitions:
             raise ValueError(f"no validated partitions under {self.storage.area('validated')}: ingest data first")
+        keys = [m["partition"] for m in partitions]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
-        self.log.info("Training window: %d partitions, %d rows: %s", len(partitions), len(frame),
-                      [m["partition"] for m in partitions])
-        trained = fit(frame, self.spec.model)
-        key = self.run_key(context)
-        train_m = write_partition(self.storage.partition("training", key) / "train", trained.train)
-        holdout_m = write_partition(self.storage.partition("training", key) / "holdout", trained.holdout)
+        trained = fit(frame, self.spec.model, key=self.spec.source.key)
+        self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
+                      "(disjoint by key)", len(keys), keys, len(frame), frame[self.spec.source.key].nunique(),
+                      self.spec.source.key, len(trained.train), len(trained.holdout))
+        # Named by the data it holds: the same window trained twice writes the same training set.
+        key = window_key(keys, digest(data_version(trained.train), data_version(trained.holdout))[:8])
+        folder = self.storage.partition("training", key)
+        train_m = write_partition(folder / "train", trained.train, key=key)
+        holdout_m = write_partition(folder / "holdout", trained.holdout, key=key)
         result = self.mlflow.log_training_run(
             self.spec, trained, train_manifest=train_m, holdout_manifest=holdout_m,
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
-                  "data_partitions": ",".join(m["partition"] for m in partitions)},
+                  "data_partitions": ",".join(keys), "training_set": key},
         )
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])

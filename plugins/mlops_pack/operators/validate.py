@@ -1,4 +1,4 @@
-"""GXValidateOperator: gate a raw partition with Great Expectations; promote it or quarantine it."""
+"""GXValidateOperator: gate raw partitions with Great Expectations; publish them or quarantine them."""
 
 from __future__ import annotations
 
@@ -9,68 +9,91 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_pack.operators.base import PipelineOperator
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
 
 class GXValidationFailed(AirflowFailException):
-    """The partition failed its expectations and was quarantined; not retried (the data won't change)."""
+    """A partition failed its expectations and was quarantined; not retried (the data won't change)."""
 
 
 class GXValidateOperator(PipelineOperator):
-    """Validate the raw partition ``raw_folder`` against the spec's expectations (and suite file).
+    """Validate the raw partitions ``raw_partitions`` against the spec's expectations (and suite file).
 
-    On success the partition moves to ``validated/`` and, if the task has outlets, their asset event
-    carries ``{uri, version, rows, partition}`` and the crawl's ``scrape`` statistics when the raw
-    manifest has them. On failure it moves to ``quarantine/`` with
-    ``validation.json``, an ALERT line is logged, the result is pushed to XCom ``validation`` and the
-    task fails without retry, so no asset event is emitted and no model sees the data.
+    A run's partitions are accepted together or not at all. When every one passes, each is merged
+    into ``validated/<key>`` (rows already there are kept, a row with the same record key is
+    replaced by the new one, rows are ordered by key: re-validating the same data changes nothing),
+    and the task's outlets get one asset event ``{partitions: [{key, uri, folder, version, rows}],
+    rows}`` plus the crawl's ``scrape`` statistics. When one fails, it moves to
+    ``quarantine/<key>/`` with ``validation.json``, an ALERT line is logged, the results are pushed
+    to XCom ``validation`` and the task fails without retry: no event, no model sees the data, and
+    ``validated/`` is untouched.
 
-    :param raw_folder: storage URI of the raw partition folder (templated).
+    :param raw_partitions: keys of the raw partitions to validate (templated; a list or one key).
     """
 
-    template_fields = (*PipelineOperator.template_fields, "raw_folder")
+    template_fields = (*PipelineOperator.template_fields, "raw_partitions")
     ui_color = "#fdf1e8"
 
-    def __init__(self, *, raw_folder: str, **kwargs: Any):
+    def __init__(self, *, raw_partitions: list[str] | str, **kwargs: Any):
         super().__init__(**kwargs)
-        self.raw_folder = raw_folder
+        self.raw_partitions = raw_partitions
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.storage import (
-            MANIFEST,
-            move_partition,
-            read_json,
-            read_partition,
-            write_json,
-            write_partition,
-        )
+        from mlops_pack.core.storage import read_manifest, read_partition
+
+        keys = [self.raw_partitions] if isinstance(self.raw_partitions, str) else list(self.raw_partitions or [])
+        if not keys:
+            raise ValueError(f"{self.spec.name}: raw_partitions is empty: nothing to validate")
+        frames = {key: read_partition(self.storage.partition("raw", key)) for key in keys}
+        results = {key: self._validate(frame) for key, frame in frames.items()}
+        context["ti"].xcom_push(key="validation", value=results)
+        failed = [key for key, result in results.items() if not result["success"]]
+        if failed:
+            self._quarantine(failed, results)
+        published = [self._publish(key, frame) for key, frame in frames.items()]
+        extra: dict[str, Any] = {"partitions": published, "rows": sum(p["rows"] for p in published)}
+        scrape_stats = read_manifest(self.storage.partition("raw", keys[0])).get("stats")
+        if scrape_stats:
+            extra["scrape"] = scrape_stats  # the crawl's, carried into the asset event
+        self.emit(context, extra)
+        return extra
+
+    def _validate(self, frame: pd.DataFrame) -> dict[str, Any]:
         from mlops_pack.core.validate import load_expectations, validate_frame
 
-        raw = self.storage.path(self.raw_folder)
-        frame = read_partition(raw)
-        scrape_stats = read_json(raw / MANIFEST).get("stats")  # the crawl's, carried into the asset event
-        suite_file = self.spec.resolve(self.spec.validation.suite_file) if self.spec.validation.suite_file else None
-        expectations = load_expectations([e.model_dump() for e in self.spec.validation.expectations], suite_file)
+        validation = self.spec.validation
+        suite_file = self.spec.resolve(validation.suite_file) if validation.suite_file else None
+        expectations = load_expectations([e.model_dump() for e in validation.expectations], suite_file)
         result = validate_frame(frame, expectations, suite_name=f"{self.spec.name}_suite")
-        result["rows"] = int(len(frame))
-        context["ti"].xcom_push(key="validation", value=result)
-        key = raw.name
-        if not result["success"]:
+        return {**result, "rows": int(len(frame))}
+
+    def _quarantine(self, failed: list[str], results: dict[str, dict[str, Any]]) -> None:
+        from mlops_pack.core.storage import move_partition, write_json
+
+        for key in failed:
             target = self.storage.partition("quarantine", key)
-            move_partition(raw, target)
-            write_json(target / "validation.json", result)
-            summary = "; ".join(f"{f['expectation']}({f['column']}) unexpected={f['unexpected_percent']}%"
-                                for f in result["failures"][:5])
-            self.log.error("ALERT: %s partition %s failed %d of %d expectations and was quarantined to %s: %s",
-                           self.spec.name, key, result["failed"], result["evaluated"], target, summary)
-            raise GXValidationFailed(f"{self.spec.name} partition {key} failed validation: {summary}")
-        manifest = write_partition(self.storage.partition("validated", key), frame, partition=key,
-                                   validation={"evaluated": result["evaluated"]})
-        extra = {k: manifest[k] for k in ("uri", "folder", "version", "rows", "partition")}
-        if scrape_stats:
-            extra["scrape"] = scrape_stats
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = extra
-        self.log.info("%s partition %s passed %d expectations: %d rows, version %s", self.spec.name, key,
-                      result["evaluated"], manifest["rows"], manifest["version"])
-        return extra
+            move_partition(self.storage.partition("raw", key), target)
+            write_json(target / "validation.json", results[key])
+        first = results[failed[0]]
+        summary = "; ".join(f"{f['expectation']}({f['column']}) unexpected={f['unexpected_percent']}%"
+                            for f in first["failures"][:5])
+        self.log.error("ALERT: %s partition %s failed %d of %d expectations and was quarantined to %s: %s",
+                       self.spec.name, ", ".join(failed), first["failed"], first["evaluated"],
+                       self.storage.partition("quarantine", failed[0]), summary)
+        raise GXValidationFailed(f"{self.spec.name} partition {', '.join(failed)} failed validation: {summary}")
+
+    def _publish(self, key: str, frame: pd.DataFrame) -> dict[str, Any]:
+        import pandas as pd
+
+        from mlops_pack.core.partitions import dedupe_latest
+        from mlops_pack.core.storage import is_complete, read_partition, write_partition
+
+        folder, record_key = self.storage.partition("validated", key), self.spec.source.key
+        if is_complete(folder):
+            frame = pd.concat([read_partition(folder), frame], ignore_index=True)
+        merged = dedupe_latest(frame, record_key).sort_values(record_key, kind="stable", ignore_index=True)
+        manifest = write_partition(folder, merged, key=key)
+        self.log.info("%s partition %s validated: %d rows, version %s (replaces %s)", self.spec.name, key,
+                      manifest["rows"], manifest["version"], manifest["replaces"])
+        return {k: manifest[k] for k in ("uri", "folder", "version", "rows")} | {"key": key}

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
+from mlops_pack.operators.base import PipelineTaskMixin, check_spec_path
 from mlops_pack.triggers.source_change import SourceChangeTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_pack.core.spec import PipelineSpec
 
-
-class SourceChangeSensor(BaseSensorOperator):
+class SourceChangeSensor(PipelineTaskMixin, BaseSensorOperator):
     """Succeed when one of the source's pages changed since the last crawl, for ingest-on-change.
 
     The baseline is the crawl state the scrape task keeps (``state/scrape_state.json``): stored
@@ -36,25 +34,17 @@ class SourceChangeSensor(BaseSensorOperator):
     def __init__(self, *, spec_path: str, urls: list[str] | None = None, storage_root: str | None = None,
                  deferrable: bool = True, poke_interval: float = 300.0, **kwargs: Any):
         super().__init__(poke_interval=poke_interval, **kwargs)
-        if not str(spec_path).endswith((".yaml", ".yml")) and "{{" not in str(spec_path):
-            raise ValueError(f"spec_path must be a pipeline spec .yaml file, got {spec_path!r}")
+        spec_path = check_spec_path(spec_path)
         if urls is not None and not isinstance(urls, list | str):
             raise ValueError(f"urls must be a list of URLs, got {type(urls).__name__}")
         self.spec_path, self.urls, self.storage_root, self.deferrable = str(spec_path), urls, storage_root, deferrable
 
-    @cached_property
-    def spec(self) -> PipelineSpec:
-        from mlops_pack.core.spec import load_spec
-
-        return load_spec(self.spec_path)
-
     def _watch(self) -> tuple[list[str], dict[str, dict]]:
         from mlops_pack.core.storage import read_json
-        from mlops_pack.hooks.storage import PipelineStorageHook
-        from mlops_pack.operators.scrape import STATE_FILE
+        from mlops_pack.hooks.scrape import STATE_FILE
 
         urls = [self.urls] if isinstance(self.urls, str) else list(self.urls or self.spec.source.start_urls)
-        state_path = PipelineStorageHook(self.spec.name, storage_root=self.storage_root).area("state") / STATE_FILE
+        state_path = self.storage.state(STATE_FILE)
         pages = read_json(state_path).get("pages", {}) if state_path.exists() else {}
         known = {u: {k: pages[u].get(k) for k in ("etag", "last_modified", "sha256")} for u in urls if u in pages}
         return urls, known

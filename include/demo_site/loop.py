@@ -36,7 +36,7 @@ DAGS = [f"{PIPELINE}__{stage}" for stage in ("ingest", "train", "score", "monito
 TERMINAL = {"success", "failed"}
 
 
-def write_config(home: Path, api_port: int, spec_dir: Path) -> None:
+def write_config(home: Path, api_port: int, spec_dir: Path, paused: bool = False) -> None:
     """An airflow.cfg for the embedded default; Airflow fills in every other default."""
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "airflow.cfg"
@@ -47,7 +47,7 @@ plugins_folder = {REPO / 'plugins'}
 load_examples = False
 executor = LocalExecutor
 parallelism = 4
-dags_are_paused_at_creation = False
+dags_are_paused_at_creation = {paused}
 simple_auth_manager_all_admins = True
 execution_api_server_url = http://127.0.0.1:{api_port}/execution/
 [database]
@@ -130,6 +130,9 @@ class Airflow:
         response.raise_for_status()
         return response.json()["dag_run_id"]
 
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": paused}).raise_for_status()
+
     def runs(self, dag_id: str) -> list[dict]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=100)["dag_runs"]
 
@@ -155,7 +158,8 @@ def set_site(site, **changes) -> None:
     site.set_state(dataclasses.replace(site.state, **changes))
 
 
-def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str] | None = None) -> Airflow:
+def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str] | None = None,
+            paused: bool = False) -> Airflow:
     """Write the Airflow home (config, spec copy pointed at the site), migrate it; returns its processes' handle."""
     spec_dir = home / "pipelines"
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +172,7 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
             raise ValueError(f"spec edit {old!r} matches nothing in {PIPELINE}.yaml")
         spec_text = spec_text.replace(old, new)
     (spec_dir / f"{PIPELINE}.yaml").write_text(spec_text)
-    write_config(home, api_port, spec_dir)
+    write_config(home, api_port, spec_dir, paused)
     airflow = Airflow(home, api_port)
     print(f"[demo] Airflow home {home}; migrating the metadata DB ...", flush=True)
     airflow.run("db", "migrate")

@@ -48,9 +48,18 @@ def score_parquet(model: Any, source, target, features: list[str], lineage: dict
                 writer = pq.ParquetWriter(dst, table.schema)
             writer.write_table(table)
             rows += len(frame)
-        if writer is not None:
-            writer.close()
+        if writer is None:  # no rows: still a readable Parquet file with the output's columns
+            writer = pq.ParquetWriter(dst, _empty_schema(reader.schema_arrow, keep, lineage))
+        writer.close()
     return rows
+
+
+def _empty_schema(source_schema, keep: list[str], lineage: dict[str, str]):
+    import pyarrow as pa
+
+    fields = [source_schema.field(c) for c in keep]
+    fields += [pa.field("prediction", pa.float64())] + [pa.field(name, pa.string()) for name in lineage]
+    return pa.schema(fields)
 
 
 def _batches(reader, columns: list[str], chunk_rows: int) -> Iterator:

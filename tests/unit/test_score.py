@@ -1,0 +1,78 @@
+"""core/score.py: a Parquet partition streamed through a real model, chunk by chunk, with lineage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from airflow.sdk import ObjectStoragePath
+from mlops_pack.core.score import ScoringError, score_parquet
+from sklearn.linear_model import LinearRegression
+
+LINEAGE = {"model_name": "listings", "model_version": "7", "scoring_run": "run-1"}
+
+
+@pytest.fixture
+def model() -> LinearRegression:
+    x = pd.DataFrame({"area": [20.0, 40.0, 60.0, 80.0], "rooms": [1.0, 2.0, 2.0, 3.0]})
+    return LinearRegression().fit(x, 1000 * x["area"] + 500 * x["rooms"])
+
+
+def partition(tmp_path, rows: int = 250) -> ObjectStoragePath:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"listing_id": [f"id{i}" for i in range(rows)], "area": rng.uniform(10, 100, rows),
+                          "rooms": rng.integers(1, 5, rows).astype(float), "notes": ["x"] * rows})
+    path = ObjectStoragePath(f"file://{tmp_path}/validated/data.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh, row_group_size=64)
+    return path
+
+
+def target(tmp_path) -> ObjectStoragePath:
+    return ObjectStoragePath(f"file://{tmp_path}/predictions/p.parquet")
+
+
+def test_every_row_is_predicted_in_chunks_with_lineage_and_kept_columns(tmp_path, model):
+    source, out = partition(tmp_path), target(tmp_path)
+    rows = score_parquet(model, source, out, ["area", "rooms"], LINEAGE, chunk_rows=100, keep=["listing_id"])
+    scored = pd.read_parquet(out.path)
+    original = pd.read_parquet(source.path)
+    assert rows == len(scored) == 250
+    assert list(scored.columns) == ["listing_id", "area", "rooms", "prediction", *LINEAGE]  # not "notes"
+    assert scored["listing_id"].tolist() == original["listing_id"].tolist()  # order kept across chunks
+    np.testing.assert_allclose(scored["prediction"], 1000 * original["area"] + 500 * original["rooms"])
+    for name, value in LINEAGE.items():
+        assert (scored[name] == value).all()
+
+
+def test_a_missing_feature_is_named_and_nothing_is_written(tmp_path, model):
+    out = target(tmp_path)
+    with pytest.raises(ScoringError, match=r"lacks column\(s\) \['bathrooms'\]"):
+        score_parquet(model, partition(tmp_path), out, ["area", "bathrooms"], LINEAGE)
+    assert not out.exists() and not list(out.parent.iterdir())  # no partial or temporary file left
+
+
+def test_a_file_that_is_not_parquet_is_reported_by_name(tmp_path, model):
+    source = ObjectStoragePath(f"file://{tmp_path}/validated/broken.parquet")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b"this is not parquet at all")
+    with pytest.raises(ScoringError, match="broken.parquet is not a readable Parquet file"):
+        score_parquet(model, source, target(tmp_path), ["area", "rooms"], LINEAGE)
+    assert not target(tmp_path).exists()
+
+
+def test_rescoring_replaces_the_previous_predictions_whole(tmp_path, model):
+    out = target(tmp_path)
+    score_parquet(model, partition(tmp_path, rows=250), out, ["area", "rooms"], LINEAGE)
+    assert score_parquet(model, partition(tmp_path, rows=120), out, ["area", "rooms"], LINEAGE) == 120
+    assert len(pd.read_parquet(out.path)) == 120
+
+
+def test_an_empty_partition_gives_a_readable_empty_prediction_file(tmp_path, model):
+    out = target(tmp_path)
+    assert score_parquet(model, partition(tmp_path, rows=0), out, ["area", "rooms"], LINEAGE) == 0
+    table = pq.read_table(out.path)
+    assert table.num_rows == 0 and "prediction" in table.column_names

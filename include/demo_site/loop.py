@@ -234,8 +234,9 @@ def collect_summary(airflow: Airflow, home: Path) -> dict:
         monitors.append({"partition": s["partition"], "share": s["share"], "drift": s["drift"],
                          "drifted_columns": s["drifted_columns"], "model_version": s["model_version"],
                          "report": s["report_uri"]})
-    partitions = {area: sorted(p.name for p in (data / area).glob("*") if (p / "manifest.json").exists())
-                  for area in ("raw", "validated", "predictions", "training")}
+    partitions = {area: sorted(p.parent.name for p in (data / area).glob("*/manifest.json"))
+                  for area in ("raw", "validated", "predictions")}
+    partitions["training"] = sorted(p.parent.parent.name for p in (data / "training").glob("*/train/manifest.json"))
     return {
         "runs": runs,
         "champion_history": [{"version": p["version"], "decision": p["decision"], "reason": p["reason"],

@@ -11,6 +11,35 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+PADDING = "# " + "x" * 98 + "\n"  # one 100-byte comment line of robots.txt
+
+
+def robots_txt(mode: str) -> str | None:
+    """The robots.txt body of a ``site.robots`` mode, or None when the mode is not a body."""
+    if mode == "ok":
+        return "User-agent: *\nDisallow: /private/\n"
+    if mode.startswith("delay:"):  # e.g. delay:3600 or delay:1e308
+        return f"User-agent: *\nDisallow: /private/\nCrawl-delay: {mode.split(':', 1)[1]}\n"
+    if mode == "big":  # 600 KB: over a 100 KB body cap, rules first, a late rule past 500 KiB
+        return "User-agent: *\nDisallow: /private/\n" + PADDING * 6000 + "Disallow: /page/\n"
+    return None
+
+
+def deep_page(depth: int) -> str:
+    """A record, ``depth`` nested divs, then another record: libxml2 stops at its depth limit."""
+    first = '<div class="item" data-id="before"><span class="price">1</span></div>'
+    last = '<div class="item" data-id="after"><span class="price">2</span></div>'
+    return f"<html><body>{first}{'<div>' * depth}{'</div>' * depth}{last}</body></html>"
+
+
+def entity_bomb_sitemap(base: str) -> str:
+    """Billion laughs between two <url> entries: lxml's amplification limit stops the parse."""
+    entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+        f'<!ENTITY b{i} "{("&a;" if i == 0 else f"&b{i - 1};") * 10}">' for i in range(9))
+    return (f'<?xml version="1.0"?><!DOCTYPE urlset [{entities}]><urlset>'
+            f"<url><loc>{base}/page/3</loc></url><url><loc>{base}/&b8;</loc></url>"
+            f"<url><loc>{base}/slow?n=lost</loc></url></urlset>")
+
 
 def page(items: list[tuple[str, str]], next_href: str | None = None, extra: str = "") -> str:
     body = "".join(f'<div class="item" data-id="{i}"><span class="price">{p}</span></div>' for i, p in items)
@@ -85,11 +114,18 @@ def make_handler(site: HostileSite):  # noqa: C901 - one route table, read top t
         def route(self, url, count):  # noqa: C901
             path, query = url.path, parse_qs(url.query)
             if path == "/robots.txt":
-                if site.robots == "5xx":
-                    return self.send(503, "down", "text/plain")
-                if site.robots == "404":
-                    return self.send(404, "no robots", "text/plain")
-                return self.send(200, "User-agent: *\nDisallow: /private/\n", "text/plain")
+                return self.robots(query)
+            if path == "/trickle":  # a valid start, then one byte every 0.3 s: no read timeout ever fires
+                return self.trickle()
+            if path == "/punycode":  # ~1 MB declaring a codec whose decoder is quadratic
+                filler = "<p>" + "a-" * 500_000 + "</p>"
+                return self.send(200, page([("pc1", "1")], extra=filler), "text/html; charset=punycode")
+            if path == "/deep":
+                return self.send(200, deep_page(int(query.get("d", ["10000"])[0])))
+            if path == "/values":  # one record per hostile value; ?v= repeated
+                return self.send(200, page([(f"v{i}", v) for i, v in enumerate(query.get("v", []))]))
+            if path == "/sitemap-bomb.xml":
+                return self.send(200, entity_bomb_sitemap(site.base), "application/xml")
             if path.startswith("/page/"):
                 n = int(path.rsplit("/", 1)[1])
                 nxt = f"/page/{n + 1}" if n < site.pages else None
@@ -147,5 +183,27 @@ def make_handler(site: HostileSite):  # noqa: C901 - one route table, read top t
                 return self.send(200, f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/'
                                       f'sitemap/0.9">{locs}</urlset>', "application/xml")
             return self.send(404, "not found", "text/plain")
+
+        def robots(self, query):
+            if site.robots == "5xx":
+                return self.send(503, "down", "text/plain")
+            if site.robots == "404":
+                return self.send(404, "no robots", "text/plain")
+            if site.robots == "redirect-loop":  # RFC 9309: past five redirects, "unavailable"
+                n = int(query.get("n", ["0"])[0])
+                return self.send(302, "", headers={"Location": f"/robots.txt?n={n + 1}"})
+            if site.robots == "redirect-metadata":
+                return self.send(302, "", headers={"Location": "http://169.254.169.254/robots.txt"})
+            return self.send(200, robots_txt(site.robots), "text/plain")
+
+        def trickle(self):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n<html>")
+            try:
+                for _ in range(200):
+                    time.sleep(0.3)
+                    self.wfile.write(b" ")
+            except OSError:
+                pass  # the client gave up: that is the point
+            self.close_connection = True
 
     return Handler

@@ -48,10 +48,15 @@ def build_dags(path: str | Path) -> dict[str, DAG]:
 
 
 def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any) -> DAG:
+    # execution_timeout: no loop task may hang forever (a trickling site, a stuck service). Airflow also
+    # cuts a deferred task's wait at execution_timeout, so the tasks that wait on purpose (the change
+    # sensor, the approval gate) get their wait on top, each on its own task.
+    timeout = dt.timedelta(minutes=settings.task_timeout_minutes())
     return DAG(
         dag_id=f"{spec.name}__{stage}", schedule=schedule, start_date=START, catchup=False,
         tags=["mlops", spec.name, stage], doc_md=f"**{spec.name}** {stage}: {doc}\n\n{spec.description}",
-        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=20)},
+        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=20),
+                      "execution_timeout": timeout},
         **kwargs,
     )
 
@@ -69,8 +74,10 @@ def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         if spec.schedule.wait_for_change:
             from mlops_pack.sensors.source_change import SourceChangeSensor  # only specs that ask pay for it
 
+            wait = dt.timedelta(days=1)
             SourceChangeSensor(task_id="wait_for_change", poke_interval=spec.schedule.change_poll_seconds,
-                               timeout=dt.timedelta(days=1).total_seconds(), **common) >> scrape
+                               timeout=wait.total_seconds(), execution_timeout=dag.default_args["execution_timeout"]
+                               + wait, **common) >> scrape
     return dag
 
 
@@ -90,8 +97,9 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
             )
 
             evaluate = MlflowEvaluateOperator(task_id="evaluate", challenger_version=version, **common)
-            approve = PromotionApprovalOperator(task_id="approve", gate=evaluate.output,
-                                                response_timeout=dt.timedelta(hours=policy.approval_timeout_hours))
+            wait = dt.timedelta(hours=policy.approval_timeout_hours)
+            approve = PromotionApprovalOperator(task_id="approve", gate=evaluate.output, response_timeout=wait,
+                                                execution_timeout=dag.default_args["execution_timeout"] + wait)
             promote = MlflowPromoteOperator(task_id="promote", challenger_version=version, gate=evaluate.output,
                                             approval=approve.output, **registry, **common)
             train >> evaluate >> approve >> promote

@@ -39,3 +39,20 @@ def default_tracking_uri() -> str:
 
 def default_artifact_root() -> str:
     return _conf("mlflow_artifact_root", f"file://{airflow_home() / 'mlartifacts'}")
+
+
+def task_timeout_minutes() -> float:
+    """Default ``execution_timeout`` of every loop task (``[mlops] task_timeout_minutes``, 120).
+
+    A backstop, not a schedule: a task that hangs (a site that never ends, a stuck service) fails
+    instead of holding its worker slot forever. The crawl's own deadline (``source.max_crawl_seconds``,
+    30 min by default) is shorter, so a slow crawl ends with its reasons written.
+    """
+    value = _conf("task_timeout_minutes", "120")
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ValueError(f"[mlops] task_timeout_minutes must be a number of minutes, got {value!r}") from None
+    if not minutes > 0:
+        raise ValueError(f"[mlops] task_timeout_minutes must be > 0, got {value!r}")
+    return minutes

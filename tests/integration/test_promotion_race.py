@@ -91,6 +91,7 @@ def test_two_racing_promoters_leave_exactly_one_champion_and_two_records(registr
         assert tags["decision"] == record["decision"] and tags["reason"] == record["reason"][:4000]
     log = ObjectStoragePath(f"{registry['root']}/race/promotions")
     assert sorted(json.loads(p.read_text())["version"] for p in log.iterdir()) == sorted([v2, v3])
+    assert all(json.loads(p.read_text())["attempt"] in p.name for p in log.iterdir())
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException):  # the lock is released
@@ -98,6 +99,7 @@ def test_two_racing_promoters_leave_exactly_one_champion_and_two_records(registr
 
 
 def test_registry_down_fails_clearly_and_quickly(registry):
+    """Nothing reachable to tag; the record still lands in storage and the RegistryError is not masked."""
     dead = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     proc = promoter(registry, registry["versions"][2], uri=dead)
@@ -119,4 +121,7 @@ def test_a_model_that_cannot_be_loaded_fails_and_moves_no_alias(registry):
     assert proc.returncode != 0
     assert f"cannot load model race version {broken.version}" in err
     assert (hook.alias_version("race", "champion"), hook.alias_version("race", "previous")) == (champion, previous)
-    assert "decision" not in hook.version_tags("race", str(broken.version))
+    tags = hook.version_tags("race", str(broken.version))  # the failed attempt is recorded, then re-raised
+    assert tags["decision"] == "error" and f"cannot load model race version {broken.version}" in tags["reason"]
+    records = [json.loads(p.read_text()) for p in ObjectStoragePath(f"{registry['root']}/race/promotions").iterdir()]
+    assert [r["decision"] for r in records if r["version"] == str(broken.version)] == ["error"]

@@ -222,3 +222,24 @@ def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):
     assert len(asset_events("validated")) == validated_before
     assert pipeline.alias("champion") == champion
     assert folder.name not in {m["partition"] for m in pipeline.manifests("validated")}
+
+
+def test_the_gate_refuses_a_holdout_that_shares_keys_with_training(pipeline):
+    from mlops_pack.core.partitions import HoldoutLeak
+    from mlops_pack.core.storage import read_partition, write_partition
+    from mlops_pack.operators.promote import MlflowEvaluateOperator
+
+    version = pipeline.alias("champion")
+    tags = pipeline.client.get_model_version(NAME, version).tags
+    holdout_folder = ObjectStoragePath(tags["holdout_uri"]).parent
+    holdout = read_partition(holdout_folder)
+    train = read_partition(ObjectStoragePath(tags["train_uri"]).parent)
+    # What a re-triggered day did before partitions were named by their data: copies of training rows.
+    write_partition(holdout_folder, pd.concat([holdout, train.head(5)], ignore_index=True))
+    try:
+        gate = MlflowEvaluateOperator(task_id="evaluate", spec_path=str(pipeline.spec_path),
+                                      challenger_version=version)
+        with pytest.raises(HoldoutLeak, match=rf"5 of {len(holdout) + 5} holdout rows share 'listing_id'"):
+            gate.evaluate(version, None)
+    finally:
+        write_partition(holdout_folder, holdout)

@@ -76,3 +76,73 @@ def test_too_small_holdout_is_rejected():
 def test_other_metrics_and_directions(metric):
     result = judge(Y, noisy(5, 1), noisy(10, 2), policy(metrics={metric: {"min_delta": 0.0}}))
     assert result.promote and result.intervals[0]["metric"] == metric
+
+
+SPEC_METRICS = {"regression": "rmse", "classification": "accuracy"}
+
+
+@pytest.mark.parametrize(("task", "metric", "fits"), [
+    ("regression", "roc_auc", False), ("regression", "accuracy", False), ("regression", "f1", False),
+    ("classification", "rmse", False), ("classification", "mae", False), ("classification", "r2", False),
+    ("regression", "mae", True), ("classification", "roc_auc", True), ("classification", "f1", True),
+])
+def test_spec_load_rejects_a_metric_that_does_not_fit_the_task_naming_the_field(tmp_path, task, metric, fits):
+    from mlops_pack.core.spec import SpecError, load_spec
+
+    from tests.conftest import write_spec
+
+    gate = f"    {metric}: {{min_delta: 0.0}}"
+    path = write_spec(tmp_path, "http://127.0.0.1:9", **{
+        "    rmse: {min_relative_delta: 0.0}": gate, "    r2: {min: 0.5}": "", "  target: price": f"  task: {task}\n  target: price",
+        "sklearn.ensemble.HistGradientBoostingRegressor":
+            "sklearn.ensemble.HistGradientBoostingRegressor" if task == "regression"
+            else "sklearn.ensemble.HistGradientBoostingClassifier"})
+    if fits:
+        assert list(load_spec(path).promotion.metrics) == [metric]
+        return
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert f"promotion.metrics.{metric}:" in str(err.value) and f"model.task is '{task}'" in str(err.value)
+
+
+def test_a_classifier_without_promotion_metrics_is_gated_on_accuracy():
+    from mlops_pack.core.spec import PipelineSpec, load_spec
+
+    from tests.conftest import REPO
+
+    raw = load_spec(REPO / "include" / "pipelines" / "listings.yaml").model_dump(exclude={"promotion"})
+    raw["model"]["task"] = "classification"
+    assert list(PipelineSpec.model_validate(raw).promotion.metrics) == ["accuracy"]
+    raw["promotion"] = {"min_holdout_rows": 10}
+    spec = PipelineSpec.model_validate(raw)
+    assert list(spec.promotion.metrics) == ["accuracy"] and spec.promotion.min_holdout_rows == 10
+
+
+def _verdict(promote: bool, reason: str = "better: rmse ...") -> dict:
+    return {"promote": promote, "reason": reason, "holdout_rows": 200, "challenger_metrics": {"rmse": 1.0},
+            "champion_metrics": {"rmse": 2.0}, "intervals": [], "slices_failed": []}
+
+
+def test_decision_record_promotes_only_what_the_gate_and_the_approver_accept():
+    from mlops_pack.core.promote import decision_record
+
+    won = decision_record(_verdict(True), version="3", champion="2", approved=True, approver="policy")
+    assert (won["promote"], won["decision"], won["champion_after"]) == (True, "promoted", "3")
+    vetoed = decision_record(_verdict(True), version="3", champion="2", approved=False, approver="ana")
+    assert (vetoed["decision"], vetoed["champion_after"]) == ("rejected", "2")
+    assert vetoed["reason"].startswith("rejected by ana in the approval step; gate said: better")
+    lost = decision_record(_verdict(False, "not better: ..."), version="3", champion="2", approved=True,
+                           approver="policy")
+    assert (lost["decision"], lost["reason"]) == ("rejected", "not better: ...")
+    again = decision_record(_verdict(True), version="3", champion="3", approved=True, approver="policy")
+    assert not again["promote"] and again["reason"].startswith("already champion")
+
+
+def test_rollback_refuses_what_never_was_champion():
+    from mlops_pack.core.promote import rollback_refusal
+
+    assert rollback_refusal("m", "2", "3", "promoted") is None
+    assert rollback_refusal("m", "2", "3", "rolled_back") is None
+    assert "no previous champion" in rollback_refusal("m", None, "3", None)
+    assert "already champion" in rollback_refusal("m", "3", "3", "promoted")
+    assert "never passed the promotion gate (decision='rejected')" in rollback_refusal("m", "4", "3", "rejected")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from mlops_pack.core.fetcher import Fetcher, Refused
-from mlops_pack.core.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsRules
+from mlops_pack.core.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsRules, complete_lines
 from mlops_pack.core.spec import SourceSpec
 
 from tests.conftest import free_port
@@ -174,3 +174,40 @@ def test_rules_round_trip_through_the_crawl_state():
     assert rules.to_state() == {"text": ROBOTS, "fetched_at": 1234.5}
     assert not rules.rules.can_fetch("https://shop.example/private/a", "any-bot")
     assert rules.rules.can_fetch("https://shop.example/public", "any-bot")
+
+
+@pytest.mark.parametrize(("delay", "cap", "expected"), [("3600", 60.0, 60.0), ("1e308", 60.0, 60.0),
+                                                         ("0.7", 60.0, 0.7), ("3600", 2.0, 2.0)])
+def test_crawl_delay_is_capped_and_the_cap_recorded(server, delay, cap, expected):
+    site = server(body=f"User-agent: *\nCrawl-delay: {delay}\n")
+    src = source(site.base).model_copy(update={"max_crawl_delay_seconds": cap})
+
+    async def scenario(cache, fetcher):
+        await cache.refusal(f"{site.base}/list")
+        return fetcher.gate(f"{site.base}/x").delay, cache.notes
+
+    gate_delay, notes = with_cache(src, scenario)
+    assert gate_delay == expected
+    if float(delay) > cap:
+        [note] = notes
+        assert note["kind"] == "robots" and note["url"] == f"{site.base}/robots.txt"
+        assert f"Crawl-delay {float(delay):g} s is over source.max_crawl_delay_seconds={cap:g}" in note["reason"]
+    else:
+        assert notes == []
+
+
+def test_a_robots_txt_over_the_body_cap_is_parsed_up_to_500_kib(server):
+    site = server(body="User-agent: *\nDisallow: /early/\n" + "# padding\n" * 60_000 + "Disallow: /late/\n")
+    src = source(site.base).model_copy(update={"max_response_bytes": 100_000})  # the file is 600 KB
+
+    async def scenario(cache, fetcher):
+        return [await cache.refusal(f"{site.base}{p}") for p in ("/early/x", "/late/x", "/list")]
+
+    early, late, other = with_cache(src, scenario)
+    assert "disallows /early/x" in early and late is None and other is None
+
+
+def test_a_cut_file_ends_at_its_last_complete_line():
+    body = b"User-agent: *\nAllow: /public\n" + b"#" * MAX_ROBOTS_BYTES
+    assert complete_lines(body) == b"User-agent: *\nAllow: /public"
+    assert complete_lines(b"short\nfile") == b"short\nfile"

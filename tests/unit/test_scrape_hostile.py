@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import quote
 
 import pytest
 from mlops_pack.core.scrape import ScrapeError, crawl
@@ -115,7 +116,7 @@ def test_a_name_resolving_to_loopback_is_refused_unless_the_ip_is_listed(site):
 def test_address_policy(address, refused):
     # pure check, no connection: the address class decides, unless the allow list names the IP
     assert (UrlPolicy(["example.com"]).address_refusal(address) is not None) is refused
-    assert UrlPolicy([address if ":" not in address else f"[{address}]:80"]).address_refusal(address) is None
+    assert UrlPolicy([address if ":" not in address else f"[{address}]:80"]).address_refusal(address, 80) is None
 
 
 def test_invalid_utf8_is_replaced_and_undeclared_charsets_detected(site):
@@ -182,3 +183,141 @@ def test_the_error_budget_fails_the_run_with_the_reasons(site):
         crawl(source_for(site, "/json", "/empty", "/page/3", max_failed_page_share=0.5, max_depth=0))
     with pytest.raises(ScrapeError, match="1 of 3 records quarantined, over source.max_failed_record_share=30%"):
         crawl(source_for(site, "/dupes", max_failed_record_share=0.3))
+
+
+# --- round two (issue 14): bounded time, no lost pages, strict values, robots.txt, silent drops ---
+
+def quarantined_reasons(result, fragment: str) -> list[str]:
+    return [q["reason"] for q in by_url(result, fragment)]
+
+
+def test_a_huge_crawl_delay_is_capped_and_recorded(site):
+    # Crawl-delay: 3600 (or 1e308) used to make the crawl wait an hour between pages
+    site.robots = "delay:3600"
+    started = time.monotonic()
+    result = crawl(source_for(site, "/page/1", max_crawl_delay_seconds=0.3))
+    assert time.monotonic() - started < 10 and len(result.records) == 9
+    [note] = [q for q in result.quarantined if q["kind"] == "robots"]
+    assert "Crawl-delay 3600 s is over source.max_crawl_delay_seconds=0.3" in note["reason"]
+    starts = [site.hit_times[f"/page/{n}"][0] for n in (1, 2, 3)]
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.25  # the capped delay is kept
+    assert result.stats["crawl_delay_capped"] == 1
+
+
+def test_the_crawl_wide_deadline_ends_a_crawl_of_trickling_pages(site):
+    # eight trickling URLs took 70 s; each request's own timeout bounds one URL, not their number
+    paths = [f"/trickle?n={i}" for i in range(8)]
+    started = time.monotonic()
+    result = crawl(source_for(site, "/page/3", *paths, max_crawl_seconds=3, max_depth=0))
+    assert time.monotonic() - started < 10
+    assert {r["id"] for r in result.records} == {"p3-0", "p3-1", "p3-2"}  # what arrived is kept
+    reasons = [r for p in paths for r in quarantined_reasons(result, p)]
+    assert len(reasons) == 8 and all("source.max_crawl_seconds=3" in r for r in reasons)
+    assert result.stats["deadline_skipped"] == 8 and result.stats["pages_failed"] == 8
+
+
+def test_a_deadline_past_the_error_budget_fails_the_run_naming_it(site):
+    with pytest.raises(ScrapeError, match="max_crawl_seconds=1"):
+        crawl(source_for(site, "/trickle", "/page/3", max_crawl_seconds=1, max_depth=0, max_failed_page_share=0.2))
+
+
+def test_charset_punycode_costs_no_cpu_burn(site):
+    # 1 MB declared as punycode took 33 s of CPU in the quadratic decoder, after the request timeout
+    started = time.process_time()
+    result = crawl(source_for(site, "/punycode", max_depth=0))
+    assert time.process_time() - started < 5
+    assert [r["id"] for r in result.records] == ["pc1"]
+
+
+def test_one_unparseable_value_keeps_its_page(site):
+    # a 310-digit integer raised OverflowError and lost all 20 records of its page
+    values = [str(i) for i in range(19)] + ["9" * 310]
+    query = "&".join(f"v={v}" for v in values)
+    integer = {"id": {"selector": "::attr(data-id)"}, "price": {"selector": ".price::text", "type": "integer"}}
+    result = crawl(source_for(site, f"/values?{query}", fields=integer, max_depth=0))
+    assert len(result.records) == 20 and result.stats["pages_failed"] == 0
+    assert result.records[19] == {"id": "v19", "price": None} and result.records[18]["price"] == 18
+    [reason] = quarantined_reasons(result, "/values")
+    assert "price:" in reason and "out of the 64-bit integer range" in reason
+
+
+MISPARSED = ["1e309", "1e3", "1.234,5", "0,5", "0x1F", "1_000", "12abc", "9" * 400, "10-20", "3 200"]
+
+
+def test_numbers_are_strict_and_what_does_not_parse_is_null_with_a_reason(site):
+    # each of these became a wrong number without a word (1e3 -> 1.0, 0,5 -> 5.0, 400 nines -> inf)
+    values = [*MISPARSED, "\u22125", "€ 1,250", "72.5 m²"]
+    query = "&".join(f"v={quote(v)}" for v in values)
+    result = crawl(source_for(site, f"/values?{query}", max_depth=0))
+    prices = [r["price"] for r in result.records]
+    assert prices == [None] * len(MISPARSED) + [-5.0, 1250.0, 72.5]
+    assert len(result.records) == len(values) and result.stats["field_problems"] == len(MISPARSED)
+    reasons = quarantined_reasons(result, "/values")
+    assert "price: '1e3' is not a number" in reasons and "price: '3 200' holds more than one number" in reasons
+    assert any("is out of range (not a finite number)" in r for r in reasons)
+
+
+def test_decimal_comma_is_opt_in(site):
+    query = "&".join(f"v={quote(v)}" for v in ["1.234,5", "0,5", "1,5 m²"])
+    result = crawl(source_for(site, f"/values?{query}", decimal_separator=",", thousands_separator=".",
+                              max_depth=0))
+    assert [r["price"] for r in result.records] == [1234.5, 0.5, 1.5]
+
+
+def test_dates_must_be_calendar_dates(site):
+    values = ["2024-13-45", "2024-02-30", "2024-02-29", "2024-03-01T10:00:00Z", "01/02/2024"]
+    dates = {"id": {"selector": "::attr(data-id)"}, "price": {"selector": ".price::text", "type": "date"}}
+    result = crawl(source_for(site, "/values?" + "&".join(f"v={quote(v)}" for v in values), fields=dates,
+                              max_depth=0))
+    assert [r["price"] for r in result.records] == [None, None, "2024-02-29", "2024-03-01", None]
+    opted = crawl(source_for(site, "/values?v=01/02/2024", fields=dates, date_formats=["%d/%m/%Y"], max_depth=0))
+    assert opted.records[0]["price"] == "2024-02-01"
+
+
+def test_robots_txt_over_the_body_cap_is_parsed_from_its_first_500_kib(site):
+    # it used to fail the body cap and disallow the whole site
+    site.robots = "big"
+    result = crawl(source_for(site, "/page/3", "/private/secret", max_response_bytes=100_000))
+    assert [r["id"] for r in result.records] == ["p3-0", "p3-1", "p3-2"]  # "Disallow: /page/" is past 500 KiB
+    assert "robots.txt disallows /private/secret" in quarantined_reasons(result, "/private/secret")[0]
+
+
+def test_robots_txt_past_five_redirects_means_no_rules(site):
+    site.robots = "redirect-loop"  # RFC 9309 2.3.1.2: MAY assume unavailable (it disallowed everything)
+    result = crawl(source_for(site, "/private/secret", "/page/3", max_depth=0))
+    assert {r["id"] for r in result.records} == {"secret", "p3-0", "p3-1", "p3-2"}
+    assert site.counts["/robots.txt"] == 6  # asked once: the file and five redirects
+
+
+def test_a_refused_robots_redirect_is_asked_once_and_named_as_robots_txt(site):
+    site.robots = "redirect-metadata"
+    with pytest.raises(ScrapeError, match="robots.txt at .*redirects to a refused target") as err:
+        crawl(source_for(site, "/page/1", "/page/2", "/page/3", max_depth=0))
+    assert site.counts["/robots.txt"] == 1 and site.paths() == ["/robots.txt"]
+    refused = [q for q in err.value.result.quarantined if q["kind"] == "refused"]
+    assert len(refused) == 3 and all("robots.txt at" in q["reason"] for q in refused)
+
+
+def test_an_allow_listed_ip_port_does_not_unlock_its_other_ports(site):
+    # "127.0.0.1:9" in allowed_hosts let localhost:<any port> through: the IP check ignored the port
+    base = f"http://localhost:{site.port}"
+    source = source_for(site, "/page/3", base=base, allowed_hosts=[f"localhost:{site.port}", "127.0.0.1:9"])
+    with pytest.raises(ScrapeError, match=f"resolves to 127.0.0.1.*port {site.port}"):
+        crawl(source)
+    assert site.hits == []
+
+
+def test_an_entity_bomb_in_a_sitemap_is_quarantined_not_silent(site):
+    result = crawl(source_for(site, "/page/3", sitemaps=[f"{site.base}/sitemap-bomb.xml"], max_depth=0))
+    [problem] = [q for q in result.quarantined if q["kind"] == "sitemap"]
+    assert "amplification" in problem["reason"] and "the entries after it are lost" in problem["reason"]
+    assert {r["id"] for r in result.records} == {"p3-0", "p3-1", "p3-2"}
+
+
+def test_html_nested_past_the_parser_limit_says_what_was_lost(site):
+    # 10,000 nested divs: libxml2 stops there; records after it vanished with no reason
+    result = crawl(source_for(site, "/deep", max_depth=0))
+    assert [r["id"] for r in result.records] == ["before"]
+    [reason] = quarantined_reasons(result, "/deep")
+    assert "HTML parsing stopped early" in reason and "Excessive depth" in reason
+    assert "1 records found before that point" in reason and result.stats["field_problems"] == 0

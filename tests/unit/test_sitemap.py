@@ -19,19 +19,19 @@ INDEX = (b'<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/sch
 
 
 def test_a_urlset_lists_its_pages_stripped_and_unescaped():
-    pages, nested = parse_sitemap(URLSET, 1_000_000)
+    pages, nested, problem = parse_sitemap(URLSET, 1_000_000)
     assert pages == ["https://shop.example/a?x=1&y=2", "https://shop.example/b"]
-    assert nested == []
+    assert nested == [] and problem is None
 
 
 def test_an_index_lists_nested_sitemaps_not_pages():
     assert parse_sitemap(INDEX, 1_000_000) == ([], ["https://shop.example/sitemap-1.xml.gz",
-                                                    "https://shop.example/sitemap-2.xml"])
+                                                    "https://shop.example/sitemap-2.xml"], None)
 
 
 def test_a_sitemap_without_the_namespace_is_read_too():
     assert parse_sitemap(b"<urlset><url><loc>https://shop.example/c</loc></url></urlset>", 10_000) == (
-        ["https://shop.example/c"], [])
+        ["https://shop.example/c"], [], None)
 
 
 def test_a_gzip_sitemap_is_inflated():
@@ -52,5 +52,18 @@ def test_external_entities_are_not_resolved(tmp_path):
     secret.write_text("TOPSECRET")
     xxe = (f'<?xml version="1.0"?><!DOCTYPE u [<!ENTITY x SYSTEM "file://{secret}">]>'
            f"<urlset><url><loc>https://shop.example/&x;</loc></url></urlset>").encode()
-    pages, _ = parse_sitemap(xxe, 100_000)
+    pages, _, _ = parse_sitemap(xxe, 100_000)
     assert not any("TOPSECRET" in p for p in pages)
+
+
+def test_an_entity_bomb_keeps_the_entries_before_it_and_says_the_rest_are_lost():
+    from tests.hostile_site import entity_bomb_sitemap
+
+    pages, _, problem = parse_sitemap(entity_bomb_sitemap("https://shop.example").encode(), 1_000_000)
+    assert pages[0] == "https://shop.example/page/3" and "https://shop.example/slow?n=lost" not in pages
+    assert "amplification" in problem and "the entries after it are lost" in problem
+
+
+def test_broken_xml_is_a_problem_not_silence():
+    pages, nested, problem = parse_sitemap(b"<urlset><url><loc>https://shop.example/a</loc></url><url>", 10_000)
+    assert pages == ["https://shop.example/a"] and "XML error at line 1" in problem

@@ -83,3 +83,41 @@ def test_guarded_resolver_resolves_localhost_for_real_and_refuses_it_unless_name
         asyncio.run(resolve(UrlPolicy(["localhost"])))
     infos = asyncio.run(resolve(UrlPolicy(["localhost", "127.0.0.1", "[::1]"])))
     assert {i["host"] for i in infos} <= {"127.0.0.1", "::1"} and infos
+
+
+@pytest.mark.parametrize("address", [
+    # the metadata address and loopback carried inside IPv6 (all were allowed before)
+    "64:ff9b::a9fe:a9fe", "64:ff9b::169.254.169.254", "2002:a9fe:a9fe::1", "::169.254.169.254",
+    "::127.0.0.1", "::ffff:169.254.169.254", "64:ff9b:1::a9fe:a9fe", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    # IPv4 special-purpose blocks Python's is_global lets through, and IPv6 ones outside 2000::/3
+    "192.0.0.192", "192.0.0.9", "192.88.99.1", "192.31.196.1", "100::1", "fe80::1%eth0", "ff02::1",
+    "2001:db8::1", "3fff::1", "5f00::1",
+])
+def test_special_purpose_and_ipv4_embedding_addresses_are_refused(address):
+    refusal = UrlPolicy(["shop.example"]).address_refusal(address, 80)
+    assert refusal is not None and "loopback, private, link-local or reserved" in refusal
+
+
+def test_an_embedding_names_the_ipv4_address_it_carries():
+    refusal = UrlPolicy(["shop.example"]).address_refusal("64:ff9b::a9fe:a9fe", 80)
+    assert "carries IPv4 169.254.169.254, in 169.254.0.0/16" in refusal
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2001:4860:4860::8888"])
+def test_global_addresses_pass_nat64_of_a_public_ipv4_too(address):
+    assert UrlPolicy(["shop.example"]).address_refusal(address, 443) is None
+
+
+def test_a_named_ip_is_allowed_on_its_port_only():
+    policy = UrlPolicy(["localhost", "127.0.0.1:9", "[::1]:8443", "10.0.0.1"])
+    assert policy.address_refusal("127.0.0.1", 9) is None
+    assert "127.0.0.1 port 8080" in policy.address_refusal("127.0.0.1", 8080)
+    assert policy.address_refusal("::ffff:127.0.0.1", 9) is None  # mapped: the same host
+    assert policy.address_refusal("::1", 8443) is None and policy.address_refusal("::1", 80) is not None
+    assert policy.address_refusal("10.0.0.1", 1234) is None  # named without a port: any port
+    assert policy.literal_refusal("http://127.0.0.1:9/x") is None
+    assert policy.literal_refusal("http://127.0.0.1/x") is not None  # port 80 is not 9
+    port_checked = GuardedResolver(FixedResolver(["127.0.0.1"]), policy)
+    assert asyncio.run(port_checked.resolve("localhost", 9))
+    with pytest.raises(AddressRefused, match="localhost resolves to 127.0.0.1.*port 8765"):
+        asyncio.run(port_checked.resolve("localhost", 8765))

@@ -7,6 +7,7 @@ unchanged pages, so the hash decides, not the status alone).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,23 @@ async def changed_url(source: SourceSpec, urls: list[str], known: dict[str, dict
     """``{url, etag, last_modified, sha256}`` of the first of ``urls`` whose content changed, or None.
 
     ``known`` maps URL to the crawl state's ``{etag, last_modified, sha256}``. Raises Refused when
-    policy forbids a URL (a configuration error) and ``fetcher.network_errors()`` when the site fails.
+    policy forbids a URL (a configuration error) and ``fetcher.network_errors()`` when the site fails
+    or the round takes longer than ``source.max_crawl_seconds`` (it runs in the triggerer's loop).
     """
+    from mlops_pack.core.fetcher import FetchFailed
+
+    deadline = asyncio.timeout(source.max_crawl_seconds)
+    try:
+        async with deadline:
+            return await _first_changed(source, urls, known)
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # one request's own timeout, already described by describe_error()
+        raise FetchFailed(f"change check of {urls} passed source.max_crawl_seconds="
+                          f"{source.max_crawl_seconds:g}") from None
+
+
+async def _first_changed(source: SourceSpec, urls: list[str], known: dict[str, dict]) -> dict[str, Any] | None:
     from mlops_pack.core.fetcher import Fetcher, FetchFailed
     from mlops_pack.core.robots import RobotsCache
 

@@ -29,6 +29,10 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
     missing = {k: v for k, v in missing.items() if v}
     if missing:
         raise ValueError(f"drift columns missing: {missing}")
+    from mlops_pack.core.html_safety import neutralise_frame
+
+    # Evidently embeds values in an inline <script> unescaped: hostile scraped text must arrive inert.
+    reference, current = neutralise_frame(reference[columns]), neutralise_frame(current[columns])
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     snapshot = Report([DataDriftPreset(columns=columns, drift_share=share_threshold)]).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),

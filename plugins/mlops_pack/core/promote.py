@@ -147,3 +147,40 @@ def _describe(i: dict[str, Any]) -> str:
     verdict = "clears" if i["cleared"] else "does not clear"
     return (f"{i['metric']} {i['challenger']:.4g} vs champion {i['champion']:.4g}, improvement {i['improvement']:.4g} "
             f"[{i['confidence']:.0%} CI {i['low']:.4g}, {i['high']:.4g}] {verdict} the required {i['required']:.4g}")
+
+
+def decision_record(verdict: dict[str, Any], *, version: str, champion: str | None, approved: bool,
+                    approver: str) -> dict[str, Any]:
+    """What a promote attempt decides, from the gate's ``verdict`` and the approval: the fields of its
+    record (promote, decision, reason, champion before/after, who, and the gate's evidence).
+
+    The challenger becomes champion only when the gate says so, the approver (or the policy) agrees
+    and it is not champion already; the reason says which of these decided.
+    """
+    promote = bool(verdict["promote"]) and approved and champion != version
+    reason = verdict["reason"]
+    if verdict["promote"] and not approved:
+        reason = f"rejected by {approver} in the approval step; gate said: {reason}"
+    elif champion == version:
+        reason = f"already champion; {reason}"
+    return {"promote": promote, "decision": "promoted" if promote else "rejected", "reason": reason,
+            "champion_before": champion, "champion_after": version if promote else champion,
+            "approved_by": approver, "holdout_rows": verdict["holdout_rows"],
+            "challenger_metrics": verdict["challenger_metrics"], "champion_metrics": verdict["champion_metrics"],
+            "intervals": verdict["intervals"], "slices_failed": verdict["slices_failed"]}
+
+
+def rollback_refusal(name: str, target: str | None, champion: str | None, target_decision: str | None) -> str | None:
+    """Why ``target`` may not become ``name``'s champion again, or None when it may.
+
+    Only a former champion (a version whose recorded decision is ``promoted`` or ``rolled_back``)
+    can be restored: a rollback must never put a gate-rejected model in front of users.
+    """
+    if target in (None, "", "None"):
+        return f"{name} has no previous champion to roll back to; name a target_version"
+    if target == champion:
+        return f"{name} version {target} is already champion"
+    if target_decision not in ("promoted", "rolled_back"):
+        return (f"{name} version {target} never passed the promotion gate (decision={target_decision!r}); only a "
+                "former champion can be restored")
+    return None

@@ -11,6 +11,7 @@ error budget. docs/ingestion.md describes the behaviour a pipeline author relies
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import hashlib
 import re
@@ -22,7 +23,6 @@ from urllib.parse import urldefrag, urljoin
 if TYPE_CHECKING:
     from mlops_pack.core.spec import FieldSpec, SourceSpec
 
-NUMBER = re.compile(r"-?\d[\d,\s]*(?:\.\d+)?")
 STATE_VERSION = 1
 SITEMAP_TYPES = ["application/xml", "text/xml", "application/gzip", "application/x-gzip",
                  "application/octet-stream", "text/plain"]
@@ -55,8 +55,15 @@ class ScrapeResult:
                 f"stats={self.stats!r})")
 
 
-def coerce(raw: str | None, kind: str) -> Any:
-    """The typed value of a scraped string; None when empty. Raises ValueError when it is garbage."""
+def coerce(raw: str | None, kind: str, decimal: str = ".", thousands: str = ",",
+           date_formats: tuple[str, ...] = ()) -> Any:
+    """The typed value of a scraped string; None when empty. Raises ValueError when it is garbage.
+
+    Strict on purpose: a value is only read as a number when it holds exactly one number token, not
+    glued to letters (``12abc``, ``1e3``, ``0x1F``, ``1_000`` are refused), with thousands separators
+    only in groups of three (``0,5`` and ``1.234,5`` are refused unless the spec opts in to a decimal
+    comma), and finite (``1e309`` digits are refused). Dates are real calendar dates.
+    """
     if raw is None:
         return None
     text = raw.strip()
@@ -65,39 +72,139 @@ def coerce(raw: str | None, kind: str) -> Any:
     if kind == "string":
         return text
     if kind == "date":
-        return text[:10] if re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", text) else _bad(text, kind)
-    match = NUMBER.search(text)
-    if not match:
-        return _bad(text, kind)
-    number = float(re.sub(r"[,\s]", "", match.group()))
-    return int(number) if kind == "integer" else number
+        return _date(text, date_formats)
+    return number_format(decimal, thousands).parse(text, kind)
+
+
+ANY_DIGIT = re.compile("[0-9]").search
+INT64_MAX = 2**63 - 1  # what an integer column holds in Parquet; larger values would fail the write
+ISO_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
+                      re.ASCII)
+
+
+@functools.lru_cache(maxsize=16)
+def number_format(decimal: str, thousands: str) -> NumberFormat:
+    return NumberFormat(decimal, thousands)
+
+
+class NumberFormat:
+    """Reads one number token in the spec's format. Runs per field of every record: kept lean."""
+
+    __slots__ = ("decimal", "groups", "search")
+
+    def __init__(self, decimal: str, thousands: str):
+        seps = "".join(re.escape(c) for c in sorted({".", ",", "'", decimal, thousands}) if c and c != " ")
+        group = "[ \u00a0\u202f]" if thousands == " " else re.escape(thousands)
+        integer = f"(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)" if thousands else "[0-9]+"
+        # A sign or separator touching the token makes it part of something else (10-20, 0,5, x-5).
+        self.search = re.compile(f"(?<![\\w{seps}\\-\u2212])[-\u2212]?{integer}(?:{re.escape(decimal)}[0-9]+)?"
+                                 f"(?![\\w])(?![{seps}\\-\u2212]?[0-9])").search
+        self.groups = (" ", "\u00a0", "\u202f") if thousands == " " else (thousands,) if thousands else ()
+        self.decimal = decimal
+
+    def parse(self, text: str, kind: str) -> float | int:
+        if text.isdigit() and text.isascii() and len(text) < 16:  # the common bare count: no regex
+            return int(text) if kind == "integer" else float(text)
+        match = self.search(text)
+        if match is None:
+            return _bad(text, kind)
+        # A second token can only start at a later digit; most values have none ("23 years", "4.1 km").
+        if ANY_DIGIT(text, match.end()) and self.search(text, match.end()) is not None:
+            raise ValueError(f"{text[:40]!r} holds more than one number")
+        token = match.group()
+        for sep in self.groups:
+            token = token.replace(sep, "")
+        if token[0] == "\u2212":
+            token = "-" + token[1:]
+        if self.decimal != ".":
+            token = token.replace(self.decimal, ".")
+        if kind == "integer":
+            return _integer(text, token)
+        number = float(token)
+        if number - number != 0:  # inf or nan: float() of 400 digits is inf
+            raise ValueError(f"{text[:40]!r} is out of range (not a finite number)")
+        return number
+
+
+def _integer(text: str, token: str) -> int:
+    whole, _, fraction = token.partition(".")
+    if fraction.strip("0"):
+        raise ValueError(f"{text[:40]!r} is not an integer")
+    if len(whole) > 20 or not -INT64_MAX - 1 <= int(whole) <= INT64_MAX:
+        raise ValueError(f"{text[:40]!r} is out of the 64-bit integer range")
+    return int(whole)
+
+
+def _date(text: str, formats: tuple[str, ...]) -> str:
+    """``YYYY-MM-DD`` of an ISO 8601 date (or date-time), or of the first spec format that reads it."""
+    if len(text) == 10 and text[4] == "-" == text[7] and text.isascii():  # the common case, no regex
+        try:
+            dt.date.fromisoformat(text)
+            return text
+        except ValueError:
+            raise ValueError(f"{text!r} is not a calendar date") from None
+    iso = ISO_DATE.fullmatch(text)
+    if iso:
+        try:
+            return dt.date.fromisoformat(iso.group(1)).isoformat()
+        except ValueError:
+            raise ValueError(f"{text[:40]!r} is not a calendar date") from None
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return _bad(text, "date")
 
 
 def _bad(text: str, kind: str) -> None:
-    raise ValueError(f"{text[:40]!r} is not a {kind}")
+    raise ValueError(f"{text[:40]!r} is not {'an' if kind == 'integer' else 'a'} {kind}")
 
 
 def parse_page(html: str, url: str, source: SourceSpec) -> tuple[list[dict], list[dict], list[str]]:
-    """Records, per-field problems and the pagination links found in one page.
+    """Records, problems (per field, and the page's when its parsing stopped early) and the
+    pagination links found in one page.
 
     lxml only builds a tree and runs selectors: page content is never executed or evaluated.
     """
-    from parsel import Selector
-
-    root = Selector(text=html).root
+    root, stopped = html_root(html)
+    formats = (source.decimal_separator, source.thousands_separator, tuple(source.date_formats))
     records, problems = [], []
     for node in compiled(source.record_selector)(root):
         record: dict[str, Any] = {}
         for name, spec in source.fields.items():
-            record[name], problem = _extract(node, name, spec)
+            record[name], problem = _extract(node, name, spec, formats)
             if problem:
                 problems.append({"url": url, "kind": "field", "field": name, "reason": problem})
         records.append(record)
+    if stopped:
+        # libxml2 gives up on some documents (nesting deeper than its limit) and keeps what came before:
+        # without this entry the records after that point would vanish without a trace.
+        problems.append({"url": url, "kind": "page", "reason": f"HTML parsing stopped early ({stopped}); "
+                         f"{len(records)} records found before that point, any after it are lost"})
     links = []
     if source.next_page_selector:
         hrefs = (_as_text(v) for v in compiled(source.next_page_selector)(root))
         links = [urljoin(url, href.strip()) for href in hrefs if href.strip()]
     return records, problems, links
+
+
+def html_root(html: str):
+    """(lxml root, why parsing stopped early or None): parsel's tree, and libxml2's fatal error.
+
+    Same parser settings as ``parsel.Selector(text=html)``, built here so the parser's error log can be
+    read: with ``recover=True`` a fatal error (e.g. "Excessive depth in document") silently ends the tree.
+    """
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    parser = lxml_html.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
+    body = html.strip().replace("\x00", "").encode("utf-8") or b"<html/>"
+    root = etree.fromstring(body, parser=parser)
+    if root is None:
+        root = etree.fromstring(b"<html/>", parser=parser)
+    fatal = next((e for e in parser.error_log if e.level == etree.ErrorLevels.FATAL), None)
+    return root, (f"line {fatal.line}: {fatal.message}" if fatal else None)
 
 
 @functools.lru_cache(maxsize=512)
@@ -122,14 +229,16 @@ def _as_text(value: Any) -> str:
     return etree.tostring(value, method="html", encoding="unicode", with_tail=False)
 
 
-def _extract(node, name: str, spec: FieldSpec) -> tuple[Any, str | None]:
+def _extract(node, name: str, spec: FieldSpec, formats: tuple) -> tuple[Any, str | None]:
     found = compiled(spec.selector)(node)
     raw = _as_text(found[0]) if found else None
     try:
-        return coerce(raw, spec.type), None
+        return coerce(raw, spec.type, *formats), None
     except ValueError as exc:
         # Keep the record with a null value: validation decides whether the column is still usable.
         return None, f"{name}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one value must never lose its page (OverflowError was one)
+        return None, f"{name}: cannot parse {(raw or '')[:40]!r}: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -170,7 +279,8 @@ class Crawl:
         self.previous: dict[str, dict] = state.get("pages", {}) if source.incremental else {}
         self.pages: dict[str, Page] = {}
         self.sitemap_problems: list[dict] = []
-        self.counts = {"offsite_links_skipped": 0, "page_limit_skipped": 0, "sitemap_urls": 0}
+        self.counts = {"offsite_links_skipped": 0, "page_limit_skipped": 0, "sitemap_urls": 0, "deadline_skipped": 0}
+        self.sitemaps_done = False
         self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self.to_parse: asyncio.Queue = asyncio.Queue()
 
@@ -191,14 +301,33 @@ class Crawl:
             workers = [asyncio.create_task(self.worker())
                        for _ in range(min(256, 2 * self.source.max_concurrency_per_host * hosts))]
             workers.append(asyncio.create_task(self.parser()))
+            # Crawl-wide deadline: per-request timeouts bound one URL, not how many trickle in.
+            deadline = asyncio.timeout(self.source.max_crawl_seconds)
             try:
-                await self.discover_sitemaps()
-                await self.queue.join()
+                async with deadline:
+                    await self.discover_sitemaps()
+                    await self.queue.join()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                self.deadline_passed()
             finally:
                 for worker in workers:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
         return self.result(time.monotonic() - started)
+
+    def deadline_passed(self) -> None:
+        """Pages not settled at the deadline fail with that reason, so the error budget decides."""
+        reason = (f"not fetched: the crawl reached source.max_crawl_seconds={self.source.max_crawl_seconds:g} "
+                  f"before this page was settled")
+        for page in self.pages.values():
+            if page.outcome == "failed" and not page.reason:
+                page.reason = reason
+                self.counts["deadline_skipped"] += 1
+        if not self.sitemaps_done:
+            self.sitemap_problem(", ".join(self.source.sitemaps) or "robots.txt",
+                                 f"sitemaps not all read: {reason.split(': ', 1)[1]}")
 
     def enqueue(self, url: str, depth: int, seed: bool = False) -> None:
         url = urldefrag(url)[0]
@@ -285,41 +414,67 @@ class Crawl:
         html = fetched.text()
         page.records, page.problems, page.links = parse_page(html, page.url, self.source)
         if not page.records:
-            page.reason, page.snippet = "no records matched source.record_selector", html[:2000]
+            stopped = [p["reason"] for p in page.problems if p["kind"] == "page"]
+            page.problems = [p for p in page.problems if p["kind"] != "page"]
+            page.reason = stopped[0] if stopped else "no records matched source.record_selector"
+            page.snippet = html[:2000]
             return
         page.outcome = "fetched"
         page.validators = {"etag": fetched.headers.get("etag"), "last_modified": fetched.headers.get("last-modified"),
                            "sha256": hashlib.sha256(fetched.body).hexdigest()}  # change sensor's baseline
 
     async def discover_sitemaps(self) -> None:
-        from mlops_pack.core.fetcher import FetchFailed, describe_error, network_errors
-        from mlops_pack.core.sitemap import parse_sitemap
-
-        todo = list(self.source.sitemaps)
-        if self.source.sitemaps_from_robots:
-            for url in self.source.start_urls:
-                todo += await self.robots.sitemaps(url)
+        todo = [*self.source.sitemaps, *await self.robots_sitemaps()]
         done: set[str] = set()
-        while todo and len(done) < MAX_SITEMAPS:
+        while todo:
             url = todo.pop(0)
             if url in done:
                 continue
+            if len(done) >= MAX_SITEMAPS:  # said, not silently dropped: their pages are missing
+                left = len({url, *todo} - done)
+                self.sitemap_problem(url, f"{left} sitemap files not read (this one and the next): at most "
+                                          f"{MAX_SITEMAPS} are")
+                break
             done.add(url)
+            todo += await self.read_sitemap(url)
+        self.sitemaps_done = True
+
+    async def robots_sitemaps(self) -> list[str]:
+        from mlops_pack.core.fetcher import describe_error, network_errors
+
+        found = []
+        for url in self.source.start_urls if self.source.sitemaps_from_robots else []:
             try:
-                fetched = await self.fetcher.fetch(url, content_types=SITEMAP_TYPES)
-                if fetched.status != 200:
-                    raise FetchFailed(f"HTTP {fetched.status}")
-                pages, nested = parse_sitemap(fetched.body, self.source.max_response_bytes)
-            except (*network_errors(), ValueError) as exc:
-                self.sitemap_problems.append({"url": url, "kind": "sitemap", "reason": describe_error(exc)})
-                continue
-            todo += nested
-            self.counts["sitemap_urls"] += len(pages)
-            for page_url in pages:
-                self.enqueue(page_url, 0, seed=True)
+                found += await self.robots.sitemaps(url)
+            except network_errors() as exc:  # the page itself gets the same refusal as its reason
+                self.sitemap_problem(url, describe_error(exc))
+        return found
+
+    async def read_sitemap(self, url: str) -> list[str]:
+        """Enqueue the pages of one sitemap; returns the nested sitemaps it lists."""
+        from mlops_pack.core.fetcher import FetchFailed, describe_error, network_errors
+        from mlops_pack.core.sitemap import parse_sitemap
+
+        try:
+            fetched = await self.fetcher.fetch(url, content_types=SITEMAP_TYPES)
+            if fetched.status != 200:
+                raise FetchFailed(f"HTTP {fetched.status}")
+            pages, nested, problem = parse_sitemap(fetched.body, self.source.max_response_bytes)
+        except (*network_errors(), ValueError) as exc:
+            self.sitemap_problem(url, describe_error(exc))
+            return []
+        if problem:
+            self.sitemap_problem(url, problem)
+        self.counts["sitemap_urls"] += len(pages)
+        for page_url in pages:
+            self.enqueue(page_url, 0, seed=True)
+        return nested
+
+    def sitemap_problem(self, url: str, reason: str) -> None:
+        self.sitemap_problems.append({"url": url, "kind": "sitemap", "reason": reason})
 
     def result(self, duration: float) -> ScrapeResult:
-        result = ScrapeResult(quarantined=list(self.sitemap_problems))
+        result = ScrapeResult(quarantined=[*self.robots.notes, *self.sitemap_problems])
         ordered = sorted(self.pages.values(), key=lambda p: (p.depth, p.url))
         records = collect_records(ordered, self.source.key, result.quarantined)
         result.records = records.pop("kept")
@@ -328,6 +483,7 @@ class Crawl:
             "pages_fetched": outcomes.count("fetched"), "not_modified": outcomes.count("not_modified"),
             "pages_failed": outcomes.count("failed"), "refused": outcomes.count("refused"),
             **{k: v for k, v in self.fetcher.stats.items()}, "robots_fetched": self.robots.fetched,
+            "crawl_delay_capped": len(self.robots.notes),
             **self.counts, "records_kept": len(result.records), **records,
             "quarantined": len(result.quarantined), "duration_s": round(duration, 3),
         }
@@ -346,7 +502,7 @@ def collect_records(pages: list[Page], key: str, quarantine: list[dict]) -> dict
             entry = {"url": page.url, "kind": "page" if page.outcome == "failed" else "refused", "reason": page.reason}
             quarantine.append({**entry, "html": page.snippet} if page.snippet else entry)
         quarantine.extend(page.problems)
-        counts["field_problems"] += len(page.problems)
+        counts["field_problems"] += sum(p["kind"] == "field" for p in page.problems)
         for record in page.records:
             value = record.get(key)
             if value is None:

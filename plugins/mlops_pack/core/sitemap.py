@@ -20,12 +20,32 @@ def inflate(body: bytes, max_bytes: int) -> bytes:
     return data
 
 
-def parse_sitemap(body: bytes, max_bytes: int) -> tuple[list[str], list[str]]:
-    """(page URLs, nested sitemap URLs) listed in one sitemap or sitemap index."""
-    from parsel import Selector
+def parse_sitemap(body: bytes, max_bytes: int) -> tuple[list[str], list[str], str | None]:
+    """(page URLs, nested sitemap URLs, problem) of one sitemap or sitemap index.
 
-    doc = Selector(body=inflate(body, max_bytes), type="xml", huge_tree=False)
+    ``problem`` says why the XML was not read to its end (an entity bomb trips libxml2's amplification
+    limit, a syntax error stops it): the entries before that point are kept, and the caller records the
+    problem, because with lxml's recovery the entries after it would otherwise vanish silently.
+    """
+    from lxml import etree
+    from parsel import Selector
+    from parsel.selector import SafeXMLParser
+
+    parser = SafeXMLParser(recover=True, remove_comments=True, huge_tree=False, no_network=True)
+    root = etree.fromstring(inflate(body, max_bytes).strip() or b"<empty/>", parser=parser)
+    if root is None:
+        return [], [], _problem(parser) or "not an XML document"
+    doc = Selector(root=root, type="xml")
     doc.remove_namespaces()
     pages = [u.strip() for u in doc.xpath("/urlset/url/loc/text()").getall() if u.strip()]
     nested = [u.strip() for u in doc.xpath("/sitemapindex/sitemap/loc/text()").getall() if u.strip()]
-    return pages, nested
+    return pages, nested, _problem(parser)
+
+
+def _problem(parser) -> str | None:
+    from lxml import etree
+
+    error = next((e for e in parser.error_log if e.level >= etree.ErrorLevels.ERROR), None)
+    if error is None:
+        return None
+    return f"XML error at line {error.line}: {error.message.strip().rstrip('.')}; the entries after it are lost"

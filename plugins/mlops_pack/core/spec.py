@@ -61,6 +61,17 @@ class SourceSpec(_Strict):
     max_retries: int = Field(default=3, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=0.5, ge=0, description="first backoff; doubles, with jitter")
     retry_max_seconds: float = Field(default=60.0, ge=0, description="time budget of one URL's retries")
+    max_crawl_delay_seconds: float = Field(default=60.0, ge=0, description="a robots.txt Crawl-delay above "
+                                           "this is capped to it (the cap is recorded in the quarantine)")
+    max_crawl_seconds: float = Field(default=1800.0, gt=0, description="crawl-wide deadline: pages not "
+                                     "fetched by then fail with that reason (the error budget decides)")
+    # parsing of number, integer and date fields: strict by default, other formats opt-in
+    decimal_separator: Literal[".", ","] = Field(default=".", description="',' for 1.234,5-style numbers")
+    thousands_separator: Literal[",", ".", " ", "'", ""] = Field(
+        default=",", description="accepted only in well-formed groups of three digits; ' ' also matches "
+        "no-break spaces; '' accepts none")
+    date_formats: list[str] = Field(default_factory=list, description="strptime formats tried after ISO "
+                                    "8601 (YYYY-MM-DD, optionally with a time), e.g. '%d/%m/%Y'")
     # incremental crawls and the error budget
     incremental: bool = Field(default=True, description="conditional requests with stored ETag/Last-Modified")
     max_failed_page_share: float = Field(default=0.2, ge=0, le=1)
@@ -70,6 +81,16 @@ class SourceSpec(_Strict):
     def _key_is_a_field(self) -> SourceSpec:
         if self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of source.fields {sorted(self.fields)}")
+        return self
+
+    @model_validator(mode="after")
+    def _number_format_is_unambiguous(self) -> SourceSpec:
+        if self.decimal_separator == self.thousands_separator:
+            raise ValueError(f"source.decimal_separator and source.thousands_separator are both "
+                             f"{self.decimal_separator!r}: numbers would be ambiguous")
+        for fmt in self.date_formats:
+            if "%" not in fmt:
+                raise ValueError(f"source.date_formats entry {fmt!r} has no strptime directive (%Y, %d...)")
         return self
 
     @model_validator(mode="after")

@@ -75,7 +75,17 @@ def validate_frame(df: pd.DataFrame, expectations: list[dict[str, Any]], suite_n
     checkpoint = context.checkpoints.add_or_update(
         gx.Checkpoint(name=f"{suite_name}_checkpoint", validation_definitions=[definition], actions=actions))
     run = checkpoint.run(batch_parameters={"dataframe": df})
+    if docs_dir is not None:
+        _safe_data_docs(context, Path(docs_dir))
     return summarise(run, suite_name, docs_dir)
+
+
+def _safe_data_docs(context, docs_dir: Path) -> None:
+    """Rebuild Data Docs from neutralised results: GX inserts unexpected values into the HTML raw."""
+    from mlops_pack.core.html_safety import neutralise_json_files
+
+    if neutralise_json_files(docs_dir / "gx" / "uncommitted" / "validations"):
+        context.build_data_docs()
 
 
 def summarise(run, suite_name: str, docs_dir: Path | None) -> dict[str, Any]:

@@ -2,65 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from mlops_pack.links import MlflowModelVersionLink
-from mlops_pack.operators.base import MlflowOperator, PipelineOperator
+from mlops_pack.operators.base import ChampionMoved, PipelineOperator, RegistryOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 APPROVE = "Approve"
-
-
-class ChampionMoved(AirflowFailException):
-    """The champion changed after the decision was taken (and approved); judging must start again."""
-
-
-class RegistryOperator(MlflowOperator):
-    """An MLflow operator that judges versions and records decisions in the registry and storage."""
-
-    def evaluate(self, version: str, champion: str | None) -> dict[str, Any]:
-        """The gate's verdict on ``version`` vs ``champion`` on ``version``'s holdout."""
-        import numpy as np
-
-        from mlops_pack.core.promote import judge
-        from mlops_pack.core.storage import read_partition
-
-        name, model = self.spec.name, self.spec.model
-        tags = self.mlflow.version_tags(name, version)
-        if "holdout_uri" not in tags:
-            raise ValueError(f"{name} version {version} has no holdout_uri tag: was it trained by this pack?")
-        holdout = read_partition(self.storage.path(tags["holdout_uri"]).parent)
-        x, y = holdout[model.features.all], holdout[model.target].to_numpy()
-        challenger = self.mlflow.load_model(name, version).predict(x)
-        previous = None
-        if champion is not None and champion != version:
-            previous = self.mlflow.load_model(name, champion).predict(x)
-        result = judge(y, np.asarray(challenger), previous, self.spec.promotion,
-                       slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None)
-        return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion}
-
-    def record(self, context: Context, record: dict[str, Any]) -> None:
-        """Tag the version and append the decision to ``promotions/`` (one object per decision)."""
-        from mlops_pack.core.storage import write_json
-
-        tags = {"decision": record["decision"], "reason": record["reason"][:4000],
-                "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
-        self.mlflow.tag_version(self.spec.name, record["version"], tags)
-        stamp = record["decided_at"].replace(":", "").replace("+", "Z")
-        write_json(self.storage.area("promotions") / f"{stamp}_v{record['version']}.json", record)
-        self.log.info("%s version %s %s: %s", self.spec.name, record["version"], record["decision"].upper(),
-                      record["reason"])
-
-    @staticmethod
-    def base_record(context: Context, name: str, version: str) -> dict[str, Any]:
-        return {"model": name, "version": str(version), "decided_at": dt.datetime.now(dt.UTC).isoformat(),
-                "dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
 
 
 class MlflowEvaluateOperator(RegistryOperator):
@@ -109,18 +60,45 @@ class MlflowPromoteOperator(RegistryOperator):
     def __init__(self, *, challenger_version: str, gate: dict | None = None, approval: dict | None = None,
                  max_reevaluations: int = 2, **kwargs: Any):
         super().__init__(**kwargs)
+        if max_reevaluations < 0:
+            raise ValueError(f"max_reevaluations must be >= 0, got {max_reevaluations}")
         self.challenger_version, self.gate, self.approval = challenger_version, gate, approval
         self.max_reevaluations = max_reevaluations
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Judge (unless given a gate), then decide and apply under the lock; one record per attempt, even
+        when it fails: ``abandoned`` (champion kept moving, lock wait timed out) or ``error``."""
+        from mlops_pack.core.registry_lock import fault_point, new_token
+        from mlops_pack.hooks.mlflow import LockLost
+
+        name, version, attempt = self.spec.name, str(self.challenger_version), new_token()
+        self._progress = {"champion": None, "recorded": False, "intent_open": False}
+        try:
+            fault_point("judge.before")
+            self._progress["champion"] = self.mlflow.alias_version(name, "champion")
+            verdict = self.gate or self.evaluate(version, self._progress["champion"])
+            fault_point("judge.after")
+            return self._decide(context, attempt, verdict)
+        except BaseException as exc:
+            # A lost lease or an open intent means the next lock holder records this attempt.
+            if not (self._progress["recorded"] or self._progress["intent_open"] or isinstance(exc, LockLost)):
+                self.record_failure(context, attempt, version, self._progress["champion"], exc)
+            raise
+
+    def _decide(self, context: Context, attempt: str, verdict: dict[str, Any]) -> dict[str, Any]:
+        """Compare and set under the lock; judge again (outside it) while the champion keeps moving."""
+        from mlops_pack.hooks.mlflow import LockLost
+
         name, version = self.spec.name, str(self.challenger_version)
-        holder = f"{context['dag'].dag_id}/{context['run_id']}"
-        verdict = self.gate or self.evaluate(version, self.mlflow.alias_version(name, "champion"))
         for _ in range(self.max_reevaluations + 1):
-            with self.mlflow.promotion_lock(name, holder):
-                current = self.mlflow.alias_version(name, "champion")
+            with self.lock(context, attempt, version, "promote") as lease:
+                state = self.repaired_state(context, lease)
+                current = self._progress["champion"] = state.champion
                 if current == verdict["champion_evaluated"] or current == version:
-                    return self._apply(context, verdict, current)
+                    return self._apply(context, lease, attempt, verdict, current, state.previous)
+            if lease.lost:  # whoever broke our lock records this attempt: stop here
+                raise LockLost(f"lost the promotion lock of {name} while holding it ({lease.lost}); the next "
+                               "holder records this attempt")
             if self.approval:
                 raise ChampionMoved(f"{name} champion moved from {verdict['champion_evaluated']} to {current} "
                                     f"after v{version} was judged and approved; re-run to judge it against {current}")
@@ -130,28 +108,28 @@ class MlflowPromoteOperator(RegistryOperator):
         raise ChampionMoved(f"{name} champion kept moving while judging v{version}; gave up after "
                             f"{self.max_reevaluations} re-evaluations")
 
-    def _apply(self, context: Context, verdict: dict[str, Any], champion: str | None) -> dict[str, Any]:
+    def _apply(self, context: Context, lease: Any, attempt: str, verdict: dict[str, Any], champion: str | None,
+               previous: str | None) -> dict[str, Any]:
+        from mlops_pack.core.promote import decision_record
+        from mlops_pack.core.registry_lock import Intent, alias_moves, fault_point
+
         name, version = self.spec.name, str(self.challenger_version)
         approved, approver = self._approver(verdict)
-        promote = bool(verdict["promote"]) and approved and champion != version
-        reason = verdict["reason"]
-        if verdict["promote"] and not approved:
-            reason = f"rejected by {approver} in the approval step; gate said: {reason}"
-        elif champion == version:
-            reason = f"already champion; {reason}"
+        decision = decision_record(verdict, version=version, champion=champion, approved=approved, approver=approver)
+        promote = decision["promote"]
         if promote:
-            if champion is not None:
-                self.mlflow.set_alias(name, "previous", champion)
-            self.mlflow.set_alias(name, "champion", version)
-        record = {
-            **self.base_record(context, name, version), "promote": promote,
-            "decision": "promoted" if promote else "rejected", "reason": reason,
-            "champion_before": champion, "champion_after": version if promote else champion,
-            "approved_by": approver, "holdout_rows": verdict["holdout_rows"],
-            "challenger_metrics": verdict["challenger_metrics"], "champion_metrics": verdict["champion_metrics"],
-            "intervals": verdict["intervals"], "slices_failed": verdict["slices_failed"],
-        }
+            # Intent first: a crash from here on leaves a state the next holder completes or undoes.
+            self._progress["intent_open"] = True
+            self.mlflow.write_intent(lease, Intent("promote", version, champion, previous, lease.holder,
+                                                   lease.token, attempt))
+            self.mlflow.move_aliases(lease, alias_moves(champion, version))
+        record = {**self.base_record(context, name, version), "attempt": attempt, **decision}
+        lease.fence("record the decision")  # a lost lease's attempt is recorded by whoever broke it
+        self._progress["recorded"] = True  # from here a failure must not add a second record
         self.record(context, record)
+        fault_point("alias.recorded")
+        if promote:
+            self.mlflow.clear_intent(lease)
         return record
 
     def _approver(self, verdict: dict[str, Any]) -> tuple[bool, str]:

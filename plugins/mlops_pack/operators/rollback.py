@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import MlflowModelVersionLink
-from mlops_pack.operators.promote import RegistryOperator
+from mlops_pack.operators.base import RegistryOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,10 +20,14 @@ class MlflowRollbackOperator(RegistryOperator):
 
     Only a version that once passed the gate (tag ``decision=promoted``) may become champion again.
     The old champion becomes ``previous``; the move is recorded like a promotion (tags and one
-    record in ``promotions/``, decision ``rolled_back``) and emitted on the task's outlets.
+    record in ``promotions/``, decision ``rolled_back``) and emitted on the task's outlets. It uses
+    the promotion protocol (lease, fenced writes, intent; docs/promotion.md); a refused or failed
+    rollback is recorded too (``abandoned`` / ``error``) without touching the target's tags.
 
     :param target_version: version to restore (templated); empty means the ``previous`` alias.
     :param reason: why, for the record (templated).
+    :param lock_wait_seconds: how long to wait for the promotion lock.
+    :param lock_lease_seconds: lease of the lock while held (renewed by a heartbeat).
     """
 
     template_fields = (*RegistryOperator.template_fields, "target_version", "reason")
@@ -35,27 +39,53 @@ class MlflowRollbackOperator(RegistryOperator):
         self.target_version, self.reason = target_version, reason
 
     def execute(self, context: Context) -> dict[str, Any]:
-        name = self.spec.name
-        who = getattr(context["dag_run"], "triggering_user_name", None) or "unknown user"
-        with self.mlflow.promotion_lock(name, f"{context['dag'].dag_id}/{context['run_id']}"):
-            champion = self.mlflow.alias_version(name, "champion")
-            target = str(self.target_version or "").strip() or self.mlflow.alias_version(name, "previous")
-            if target in (None, "None"):
-                raise RollbackRefused(f"{name} has no previous champion to roll back to; name a target_version")
-            if target == champion:
-                raise RollbackRefused(f"{name} version {target} is already champion")
-            decision = self.mlflow.version_tags(name, target).get("decision")
-            if decision not in ("promoted", "rolled_back"):
-                raise RollbackRefused(f"{name} version {target} never passed the promotion gate (decision="
-                                      f"{decision!r}); only a former champion can be restored")
-            self.mlflow.set_alias(name, "champion", target)
-            if champion is not None:
-                self.mlflow.set_alias(name, "previous", champion)
-            record = {**self.base_record(context, name, target), "promote": True, "decision": "rolled_back",
-                      "reason": f"rollback from {champion} to {target}: {self.reason}", "champion_before": champion,
-                      "champion_after": target, "approved_by": who}
-            self.record(context, record)
+        from mlops_pack.core.registry_lock import new_token
+        from mlops_pack.hooks.mlflow import LockLost
+
+        attempt = new_token()
+        self._progress = {"target": str(self.target_version or "").strip() or "previous", "champion": None,
+                          "done": False}
+        try:
+            record = self._roll_back(context, attempt)
+        except BaseException as exc:
+            if not (self._progress["done"] or isinstance(exc, LockLost)):
+                self.record_failure(context, attempt, self._progress["target"], self._progress["champion"], exc,
+                                    tag_version=False)
+            raise
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {"model": name, "version": target, "champion_before": champion,
+            context["outlet_events"][outlet].extra = {"model": record["model"], "version": record["version"],
+                                                      "champion_before": record["champion_before"],
                                                       "reason": record["reason"]}
         return record
+
+    def _roll_back(self, context: Context, attempt: str) -> dict[str, Any]:
+        from mlops_pack.core.registry_lock import Intent, alias_moves
+
+        name = self.spec.name
+        who = getattr(context["dag_run"], "triggering_user_name", None) or "unknown user"
+        with self.lock(context, attempt, self._progress["target"], "rollback") as lease:
+            state = self.repaired_state(context, lease)
+            champion = self._progress["champion"] = state.champion
+            target = self._target(state)
+            self._progress["target"] = target
+            intent = Intent("rollback", target, champion, state.previous, lease.holder, lease.token, attempt)
+            self._progress["done"] = True  # an open intent is recorded by the next holder, not by us
+            self.mlflow.write_intent(lease, intent)
+            self.mlflow.move_aliases(lease, alias_moves(champion, target))
+            record = {**self.base_record(context, name, target), "attempt": attempt, "promote": True,
+                      "decision": "rolled_back", "reason": f"rollback from {champion} to {target}: {self.reason}",
+                      "champion_before": champion, "champion_after": target, "approved_by": who}
+            self.record(context, record)
+            self.mlflow.clear_intent(lease)
+        return record
+
+    def _target(self, state: Any) -> str:
+        from mlops_pack.core.promote import rollback_refusal
+
+        name = self.spec.name
+        target = str(self.target_version or "").strip() or state.previous
+        decision = self.mlflow.version_tags(name, target).get("decision") if target not in (None, "None") else None
+        refusal = rollback_refusal(name, target, state.champion, decision)
+        if refusal:
+            raise RollbackRefused(refusal)
+        return target

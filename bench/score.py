@@ -70,7 +70,7 @@ elif mode == "ours":
     model = mlflow.sklearn.load_model(f"{{root}}/model")
     start = time.perf_counter()
     score_parquet(model, ObjectStoragePath(f"file://{{source}}"), ObjectStoragePath(f"file://{{root}}/ours.parquet"),
-                  features=features, lineage=lineage, chunk_rows=50_000, keep=["listing_id"])
+                  features=features, lineage=lineage, chunk_rows=200_000, keep=["listing_id"])
 else:
     model = mlflow.pyfunc.load_model(f"{{root}}/model")
     start = time.perf_counter()

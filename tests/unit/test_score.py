@@ -51,7 +51,7 @@ def test_every_row_is_predicted_in_chunks_with_lineage_and_kept_columns(tmp_path
 def test_a_missing_feature_is_named_and_nothing_is_written(tmp_path, model):
     out = target(tmp_path)
     with pytest.raises(ScoringError, match=r"lacks column\(s\) \['bathrooms'\]"):
-        score_parquet(model, partition(tmp_path), out, ["area", "bathrooms"], LINEAGE)
+        score_parquet(model, partition(tmp_path), out, ["area", "bathrooms"], LINEAGE, chunk_rows=100)
     assert not out.exists() and not list(out.parent.iterdir())  # no partial or temporary file left
 
 
@@ -60,19 +60,50 @@ def test_a_file_that_is_not_parquet_is_reported_by_name(tmp_path, model):
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(b"this is not parquet at all")
     with pytest.raises(ScoringError, match="broken.parquet is not a readable Parquet file"):
-        score_parquet(model, source, target(tmp_path), ["area", "rooms"], LINEAGE)
+        score_parquet(model, source, target(tmp_path), ["area", "rooms"], LINEAGE, chunk_rows=100)
     assert not target(tmp_path).exists()
 
 
 def test_rescoring_replaces_the_previous_predictions_whole(tmp_path, model):
     out = target(tmp_path)
-    score_parquet(model, partition(tmp_path, rows=250), out, ["area", "rooms"], LINEAGE)
-    assert score_parquet(model, partition(tmp_path, rows=120), out, ["area", "rooms"], LINEAGE) == 120
+    score_parquet(model, partition(tmp_path, rows=250), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
+    rescored = score_parquet(model, partition(tmp_path, rows=120), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
+    assert rescored == 120
     assert len(pd.read_parquet(out.path)) == 120
 
 
 def test_an_empty_partition_gives_a_readable_empty_prediction_file(tmp_path, model):
     out = target(tmp_path)
-    assert score_parquet(model, partition(tmp_path, rows=0), out, ["area", "rooms"], LINEAGE) == 0
+    assert score_parquet(model, partition(tmp_path, rows=0), out, ["area", "rooms"], LINEAGE, chunk_rows=100) == 0
     table = pq.read_table(out.path)
     assert table.num_rows == 0 and "prediction" in table.column_names
+
+
+class Broken:
+    """A model whose predict fails on its second batch (a corrupt chunk, an out-of-memory kill ...)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def predict(self, x):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("model blew up on batch 2")
+        return self.model.predict(x)
+
+
+def test_a_failing_model_leaves_no_file_and_no_thread(tmp_path, model):
+    import threading
+
+    out = target(tmp_path)
+    with pytest.raises(RuntimeError, match="batch 2"):
+        score_parquet(Broken(model), partition(tmp_path), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
+    assert not out.exists() and not list(out.parent.iterdir())
+    assert not [t for t in threading.enumerate() if t.name in ("score-reader", "score-writer")]
+
+
+def test_lineage_is_stored_once_per_file_not_once_per_row(tmp_path, model):
+    out = target(tmp_path)
+    score_parquet(model, partition(tmp_path), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
+    schema = pq.read_schema(out.path)
+    assert all(pa.types.is_dictionary(schema.field(name).type) for name in LINEAGE)

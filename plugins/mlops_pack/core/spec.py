@@ -217,7 +217,7 @@ class PromotionSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    chunk_rows: int = Field(default=50_000, ge=100)
+    chunk_rows: int = Field(default=200_000, ge=100, description="rows per record batch; bounds scoring memory")
 
 
 class DriftSpec(_Strict):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 HISTORY = "_history"
 DATA_PREFIX = "data-"
+ROW_GROUP_ROWS = 131_072
 
 
 class StoragePath(Protocol):
@@ -176,7 +177,9 @@ def write_partition(folder: StoragePath, df: pd.DataFrame, key: str | None = Non
     """
     version = data_version(df)
     buffer = io.BytesIO()
-    df.to_parquet(buffer, index=False)
+    # Row groups bound what a streaming reader (the scorer, drift) must decode at once: memory then
+    # follows ROW_GROUP_ROWS, not the partition's size.
+    df.to_parquet(buffer, index=False, row_group_size=ROW_GROUP_ROWS)
     target = data_path(folder, version)
     write_bytes_atomic(target, buffer.getvalue())
     return write_manifest(folder, {

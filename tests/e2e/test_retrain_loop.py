@@ -10,11 +10,28 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def summary(tmp_path_factory):
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e-home")
+
+
+@pytest.fixture(scope="module")
+def summary(home):
     from demo_site.loop import run_loop
 
-    home = tmp_path_factory.mktemp("e2e-home")
     return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=360)
+
+
+def test_a_successful_train_task_logs_no_error_and_no_deprecation_flood(summary, home):
+    import json
+
+    logs = sorted(home.glob("logs/dag_id=listings__train/*/task_id=train/attempt=1.log"))
+    assert logs, "no train task log"
+    lines = [json.loads(line) for line in logs[0].read_text().splitlines() if line.startswith("{")]
+    errors = [entry["event"] for entry in lines if entry.get("level") in ("error", "critical")]
+    assert errors == []  # MLflow's "Created version ..." is INFO, not an error
+    flood = [entry["event"] for entry in lines if "airflow.utils" in str(entry.get("event")) and "deprecated" in
+             str(entry.get("event"))]
+    assert flood == [], f"{len(flood)} deprecation lines, e.g. {flood[:2]}"
 
 
 def test_every_run_of_the_loop_succeeded(summary):

@@ -115,7 +115,8 @@ def test_a_model_that_cannot_be_loaded_fails_and_moves_no_alias(registry):
     real = hook.client.get_model_version("race", versions[2])
     missing = hook.client.get_run(real.run_id).info.artifact_uri + "/no-such-model"
     broken = hook.client.create_model_version("race", source=missing, run_id=real.run_id)
-    hook.tag_version("race", broken.version, {"holdout_uri": hook.version_tags("race", versions[2])["holdout_uri"]})
+    real_tags = hook.version_tags("race", versions[2])  # a version the pack trained, whose model file is gone
+    hook.tag_version("race", broken.version, {k: real_tags[k] for k in ("holdout_uri", "train_uri")})
     proc = promoter(registry, str(broken.version))
     _, err = proc.communicate(timeout=180)
     assert proc.returncode != 0

@@ -23,9 +23,16 @@ test: install
 	$(VENV)/bin/ruff check --select AIR dags plugins tests
 	$(PY) -m pytest -p no:cacheprovider -ra
 
-# The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only).
+# The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only), with the MLflow
+# UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links point) for as long
+# as Airflow runs. The model health page: Browse > Model health (docs/ui.md).
+MLFLOW_UI_PORT ?= 5000
 ui:
-	AIRFLOW_HOME=$(CURDIR)/demo_home PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/demo_home/mlflow.db \
+		--default-artifact-root file://$(CURDIR)/demo_home/mlartifacts --host 127.0.0.1 -p $(MLFLOW_UI_PORT) & \
+	MLFLOW_PID=$$!; trap 'kill $$MLFLOW_PID' EXIT INT TERM; \
+	AIRFLOW_HOME=$(CURDIR)/demo_home AIRFLOW__MLOPS__MLFLOW_UI_URL=http://127.0.0.1:$(MLFLOW_UI_PORT) \
+		PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
 
 lock: $(PY)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -17,6 +17,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from mlops_pack import settings
 from mlops_pack.assets import PipelineAssets
 from mlops_pack.core.spec import load_spec
+from mlops_pack.notifications import PipelineAlertNotifier
 from mlops_pack.operators.asset_gates import PublishChampionOperator, SignalDriftOperator
 from mlops_pack.operators.drift import EvidentlyDriftOperator
 from mlops_pack.operators.partition_select import PartitionsToScoreOperator, PredictionsToCheckOperator
@@ -52,12 +53,15 @@ def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any)
     # cuts a deferred task's wait at execution_timeout, so the tasks that wait on purpose (the change
     # sensor, the approval gate) get their wait on top, each on its own task.
     timeout = dt.timedelta(minutes=settings.task_timeout_minutes())
+    default_args: dict[str, Any] = {"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=20),
+                                    "execution_timeout": timeout}
+    if spec.alerts.enabled and "task_failed" in spec.alerts.events:
+        # Every loop task tells the spec's alert channels when it fails for good (after its retries).
+        default_args["on_failure_callback"] = [PipelineAlertNotifier(spec_path=spec.spec_path)]
     return DAG(
         dag_id=f"{spec.name}__{stage}", schedule=schedule, start_date=START, catchup=False,
         tags=["mlops", spec.name, stage], doc_md=f"**{spec.name}** {stage}: {doc}\n\n{spec.description}",
-        default_args={"owner": spec.owner, "retries": 1, "retry_delay": dt.timedelta(seconds=20),
-                      "execution_timeout": timeout},
-        **kwargs,
+        default_args=default_args, **kwargs,
     )
 
 

@@ -56,3 +56,25 @@ def task_timeout_minutes() -> float:
     if not minutes > 0:
         raise ValueError(f"[mlops] task_timeout_minutes must be > 0, got {value!r}")
     return minutes
+
+
+def mlflow_ui_url() -> str:
+    """Browser URL of the MLflow UI the extra links open (``[mlops] mlflow_ui_url``); empty: derive it."""
+    return _conf("mlflow_ui_url", "").rstrip("/")
+
+
+def ui_base_url() -> str:
+    """Browser URL of the Airflow api-server (``[mlops] ui_base_url``, else ``[api] base_url``).
+
+    Links to reports, Data Docs and quarantined files point at the pack's plugin app under it.
+    """
+    from airflow.sdk import conf
+
+    url = _conf("ui_base_url", "") or conf.get("api", "base_url", fallback="") or ""
+    if not url:
+        port = conf.get("api", "port", fallback="8080") or "8080"
+        url = f"http://localhost:{port}"
+    return url.rstrip("/")
+
+
+UI_PREFIX = "/mlops"  # where the plugin's FastAPI app is mounted on the api-server

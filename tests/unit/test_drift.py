@@ -21,3 +21,13 @@ def test_summary_reads_p_values_and_distances_the_right_way_round():
     ]}
     summary = summarise(report, 0.5)
     assert summary["drift"] is True and summary["drifted_columns"] == ["a"]
+
+
+def test_sample_frame_is_bounded_and_deterministic():
+    import pandas as pd
+    from mlops_pack.core.drift import sample_frame
+
+    frame = pd.DataFrame({"a": range(1000)})
+    assert sample_frame(frame, 5000) is frame
+    first, again = sample_frame(frame, 100), sample_frame(frame, 100)
+    assert len(first) == 100 and first.equals(again) and first.index.is_monotonic_increasing

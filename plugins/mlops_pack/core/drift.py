@@ -1,4 +1,9 @@
-"""Data drift of current vs reference data with Evidently, reduced to a small JSON summary."""
+"""Data drift of current vs reference data, reduced to a small JSON summary.
+
+The verdicts come from the reference profile stored at training time (core/drift_profile.py, one
+streaming pass over the predictions, Evidently's default methods and thresholds); Evidently renders
+the human report (``drift_report``) from a bounded sample of both sides (``sample_frame``).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,23 @@ def split_columns(columns: list[str], numeric_features: list[str], field_types: 
     return numeric, [c for c in columns if c not in numeric]
 
 
+def spec_columns(spec: Any) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) drift columns of a PipelineSpec: the one split training and monitor share."""
+    return split_columns(spec.drift_columns, spec.model.features.numeric,
+                         {n: f.type for n, f in spec.source.fields.items()})
+
+
+def sample_frame(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``rows`` rows of ``frame``, drawn uniformly without replacement (deterministic)."""
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed).sort_index()
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
-                 share_threshold: float, html_path: Path, json_path: Path) -> dict[str, Any]:
-    """Run Evidently's DataDriftPreset, save HTML and JSON, and return {share, drifted_columns, ...}."""
+                 share_threshold: float, html_path: Path, json_path: Path, methods: dict[str, str] | None = None,
+                 thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Run Evidently's DataDriftPreset, save HTML and JSON, and return {share, drifted_columns, ...}.
+
+    ``methods`` / ``thresholds``: per-column overrides (the spec's ``drift`` section)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -34,7 +53,9 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
     # Evidently embeds values in an inline <script> unescaped: hostile scraped text must arrive inert.
     reference, current = neutralise_frame(reference[columns]), neutralise_frame(current[columns])
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    snapshot = Report([DataDriftPreset(columns=columns, drift_share=share_threshold)]).run(
+    preset = DataDriftPreset(columns=columns, drift_share=share_threshold, per_column_method=methods or None,
+                             per_column_threshold=thresholds or None)
+    snapshot = Report([preset]).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )

@@ -224,6 +224,14 @@ class DriftSpec(_Strict):
     share_threshold: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns that means drift")
     columns: list[str] | None = Field(default=None, description="columns compared; default: the model features")
     cooldown_minutes: float = Field(default=0, ge=0, description="no new drift event within this time of the last")
+    methods: dict[str, Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon"]] = Field(
+        default_factory=dict, description="per-column drift method; default: Evidently's choice by type and rows")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="per-column drift threshold; default: "
+                                         "the method's (0.05 for p-values, 0.1 for distances)")
+    report_sample_rows: int = Field(default=20_000, ge=100, description="rows of current and of reference data "
+                                    "the Evidently HTML report is rendered from (the verdicts use all rows)")
+    profile_bins: int = Field(default=1000, ge=10, le=10_000, description="quantile bins per numeric column "
+                              "in the reference profile stored at training time")
 
 
 class PartitionSpec(_Strict):
@@ -242,6 +250,29 @@ class ScheduleSpec(_Strict):
     change_poll_seconds: float = Field(default=300, ge=5)
 
 
+class AlertsSpec(_Strict):
+    """Who is told about the loop's events (docs/ui.md). Secrets live in Airflow connections only:
+    the SMTP connection (host, port, login, password; extra ``from``, ``starttls``, ``ssl``) and the
+    webhook connection (its host is the full URL of a Slack-compatible incoming webhook)."""
+
+    smtp_conn_id: str | None = Field(default=None, description="Airflow connection of the SMTP server")
+    recipients: list[str] = Field(default_factory=list, description="e-mail addresses (with smtp_conn_id)")
+    webhook_conn_id: str | None = Field(default=None, description="Airflow connection of the webhook URL")
+    events: list[Literal["validation_failed", "drift", "promoted", "rejected", "task_failed"]] = Field(
+        default_factory=lambda: ["validation_failed", "drift", "promoted", "rejected", "task_failed"],
+        description="which events alert")
+
+    @model_validator(mode="after")
+    def _smtp_needs_recipients(self) -> AlertsSpec:
+        if self.smtp_conn_id and not self.recipients:
+            raise ValueError("alerts.smtp_conn_id is set but alerts.recipients is empty")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.smtp_conn_id or self.webhook_conn_id)
+
+
 class PipelineSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -252,6 +283,7 @@ class PipelineSpec(_Strict):
     promotion: PromotionSpec = PromotionSpec()
     scoring: ScoringSpec = ScoringSpec()
     drift: DriftSpec = DriftSpec()
+    alerts: AlertsSpec = AlertsSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     partition: PartitionSpec = PartitionSpec()
     spec_path: str = Field(default="", exclude=True)

@@ -80,6 +80,28 @@ def validate_frame(df: pd.DataFrame, expectations: list[dict[str, Any]], suite_n
     return summarise(run, suite_name, docs_dir)
 
 
+def publish_data_docs(result: dict[str, Any], target: Any) -> str | None:
+    """Copy the local Data Docs site of ``result`` (built with ``docs_dir``) to storage folder ``target``
+    (an ObjectStoragePath); returns the URI of its ``index.html``, or None when no docs were built.
+
+    The site's pages link each other relatively, so it works wherever it is served from. Each file is
+    written atomically; files of an older site at ``target`` that the new one lacks are left.
+    """
+    from mlops_pack.core.storage import write_bytes_atomic
+
+    if not result.get("docs"):
+        return None
+    site = Path(result["docs"]).parent
+    for path in sorted(site.rglob("*")):
+        if path.is_file():
+            destination = target
+            for part in path.relative_to(site).parts:
+                destination = destination / part
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(destination, path.read_bytes())
+    return str(target / "index.html")
+
+
 def _safe_data_docs(context, docs_dir: Path) -> None:
     """Rebuild Data Docs from neutralised results: GX inserts unexpected values into the HTML raw."""
     from mlops_pack.core.html_safety import neutralise_json_files

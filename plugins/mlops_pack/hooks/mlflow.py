@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from mlops_pack.core.train import TrainedModel
 
 
+# MLflow otherwise gives its loggers their own stderr handler, and Airflow's task runner records every
+# stderr line as ERROR: "Created version '1' of model ..." would read as a failure. Without that
+# handler MLflow's INFO messages reach the task log through the root logger, at INFO. Set before any
+# task imports mlflow (operators import this module first).
+os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+
+
 class RegistryError(RuntimeError):
     """The MLflow registry cannot answer or lacks what was asked for; the message names it."""
 
@@ -434,8 +441,25 @@ class MlflowHook(BaseHook):
         return f"{self._ui_base()}/#/models/{model_name}/versions/{version}"
 
     def _ui_base(self) -> str:
+        """Browser URL of the MLflow UI: ``[mlops] mlflow_ui_url``, else the connection's extra
+        ``ui_url``, else an http(s) tracking URI (a tracking server serves its UI), else
+        ``http://127.0.0.1:5000`` (what ``make ui`` starts beside Airflow for a local store)."""
+        configured = settings.mlflow_ui_url()
+        if configured:
+            return configured
+        extra_ui = self._connection_ui_url()
+        if extra_ui:
+            return extra_ui
         uri = self.connection.tracking_uri
-        return uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+        return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+    def _connection_ui_url(self) -> str:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return str(self.get_connection(self.mlflow_conn_id).extra_dejson.get("ui_url") or "").rstrip("/")
+        except AirflowNotFoundException:
+            return ""
 
 
 class RegistryLease:

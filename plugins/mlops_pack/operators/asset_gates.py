@@ -26,11 +26,25 @@ class PublishChampionOperator(PipelineOperator):
         self.decision = decision
 
     def execute(self, context: Context) -> dict:
-        if not self.decision["promote"]:
-            raise AirflowSkipException(f"champion unchanged: {self.decision['reason']}")
-        extra = {k: self.decision[k] for k in ("model", "version", "champion_before", "reason")}
+        decision = self.decision
+        self._alert(context, decision)
+        if not decision["promote"]:
+            raise AirflowSkipException(f"champion unchanged: {decision['reason']}")
+        extra = {k: decision[k] for k in ("model", "version", "champion_before", "reason")}
         self.emit(context, extra)
         return extra
+
+    def _alert(self, context: Context, decision: dict) -> None:
+        from mlops_pack.notifications import send_alert
+
+        event = "promoted" if decision["promote"] else "rejected"
+        version, before = decision.get("version"), decision.get("champion_before") or "none"
+        subject = f"[{self.spec.name}] model version {version} {event}"
+        body = (f"Pipeline {self.spec.name}: challenger version {version} was {event} "
+                f"(champion before: {before}).\nReason: {decision.get('reason')}\nRun: {context['run_id']}")
+        send_alert(self.spec.alerts, event, subject, body,
+                   {"pipeline": self.spec.name, "version": version, "champion_before": before,
+                    "reason": decision.get("reason"), "run_id": context["run_id"]})
 
 
 class SignalDriftOperator(PipelineOperator):
@@ -54,10 +68,26 @@ class SignalDriftOperator(PipelineOperator):
         summary, cooldown = self.summary, self.spec.drift.cooldown_minutes
         if not summary["drift"]:
             raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
-        if not claim(self.storage.state("drift_signal.json"), cooldown):
+        claimed = claim(self.storage.state("drift_signal.json"), cooldown)
+        self._alert(context, summary, claimed)
+        if not claimed:
             raise AirflowSkipException(f"drift within the {cooldown} min cooldown: no retrain")
         extra = {k: summary[k] for k in ("share", "drifted_columns", "model_version", "report_uri", "partition")}
         self.emit(context, extra)
         self.log.warning("Drift in %s: share %.2f, columns %s: retrain signalled", self.spec.name, summary["share"],
                          summary["drifted_columns"])
         return extra
+
+    def _alert(self, context: Context, summary: dict, retrain: bool) -> None:
+        from mlops_pack.links import storage_url
+        from mlops_pack.notifications import send_alert
+
+        report = storage_url(str(summary.get("report_uri", "")), self) or summary.get("report_uri")
+        subject = f"[{self.spec.name}] drift: share {summary['share']:.2f} on {summary.get('partition')}"
+        body = (f"Pipeline {self.spec.name}: drift share {summary['share']:.2f} >= {summary['threshold']} in "
+                f"{summary.get('partition')} (model version {summary.get('model_version')}).\n"
+                f"Drifted columns: {', '.join(map(str, summary.get('drifted_columns') or []))}\n"
+                f"{'Retrain signalled.' if retrain else 'Within the cooldown: no retrain.'}\nReport: {report}")
+        send_alert(self.spec.alerts, "drift", subject, body,
+                   {"pipeline": self.spec.name, "share": summary["share"], "partition": summary.get("partition"),
+                    "drifted_columns": summary.get("drifted_columns"), "report": report, "retrain": retrain})

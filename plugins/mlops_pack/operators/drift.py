@@ -19,7 +19,14 @@ class EvidentlyDriftOperator(MlflowOperator):
     ``summary.json`` and a manifest; ``<key>`` is the prediction partition's key
     (``<validated partition>__v<version>``) or, for several, one key naming the set, so checking the
     same predictions again replaces the same report. Returns the summary {share, threshold, drift,
-    drifted_columns, model_version, report_uri, partition}.
+    drifted_columns, model_version, report_uri, partition, current_rows, reference_rows, sampled,
+    report_drifted_columns}.
+
+    The verdicts come from the reference profile stored with the training set (tag ``profile_uri``,
+    core/drift_profile.py): one streaming pass over all prediction rows, with Evidently's default
+    method and threshold per column (or the spec's ``drift.methods`` / ``drift.thresholds``).
+    Evidently renders the HTML report people read from at most ``drift.report_sample_rows`` rows of
+    each side; ``sampled`` says how many, ``report_drifted_columns`` what the report shows.
 
     :param prediction_partitions: keys of prediction partitions (templated; a list or one key).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
@@ -34,11 +41,10 @@ class EvidentlyDriftOperator(MlflowOperator):
         self.prediction_partitions = prediction_partitions
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pandas as pd
-
-        from mlops_pack.core.drift import split_columns
+        from mlops_pack.core.drift import spec_columns
+        from mlops_pack.core.drift_profile import profile_drift
         from mlops_pack.core.partitions import combined_key
-        from mlops_pack.core.storage import read_manifest, read_partition
+        from mlops_pack.core.storage import read_manifest
 
         keys = self.prediction_partitions
         keys = [keys] if isinstance(keys, str) else list(keys or [])
@@ -46,40 +52,68 @@ class EvidentlyDriftOperator(MlflowOperator):
             raise ValueError("prediction_partitions is empty: no predictions to check for drift")
         folders = [self.storage.partition("predictions", k) for k in keys]
         manifests = [read_manifest(f) for f in folders]
-        current = pd.concat([read_partition(f) for f in folders], ignore_index=True)
         version = max((m["model_version"] for m in manifests), key=int)
-        train_uri = self.mlflow.version_tags(self.spec.name, version).get("train_uri")
-        if not train_uri:
+        tags = self.mlflow.version_tags(self.spec.name, version)
+        if not tags.get("train_uri"):
             raise ValueError(f"{self.spec.name} version {version} has no train_uri tag: no drift reference")
-        reference_folder = self.storage.path(train_uri).parent
-        reference = read_partition(reference_folder)
-        numeric, categorical = split_columns(self.spec.drift_columns, self.spec.model.features.numeric,
-                                             {n: f.type for n, f in self.spec.source.fields.items()})
+        reference_folder = self.storage.path(tags["train_uri"]).parent
+        numeric, categorical = spec_columns(self.spec)
+        columns, drift = [*numeric, *categorical], self.spec.drift
+        profile = self._profile(tags, reference_folder, numeric, categorical)
+        # One streaming pass over the predictions: the verdicts use every row, memory stays flat.
+        summary = profile_drift(profile, _batches(folders, manifests, columns), drift.share_threshold,
+                                drift.methods, drift.thresholds)
         key = combined_key(keys)
-        summary = self._report(key, reference, current, numeric, categorical)
-        summary.update({"model_version": version, "current_rows": len(current), "reference_rows": len(reference),
-                        "partition": key, "prediction_partitions": sorted(keys)})
+        summary.update(self._report(key, reference_folder, folders, manifests, numeric, categorical))
+        summary.update({"model_version": version, "reference_rows": profile["rows"], "partition": key,
+                        "prediction_partitions": sorted(keys)})
         self._commit(key, summary, [m["version"] for m in manifests], read_manifest(reference_folder)["version"])
-        self.log.info("Drift share %.2f (threshold %.2f) for %s v%s on %s; drifted columns: %s; report %s",
-                      summary["share"], summary["threshold"], self.spec.name, version, key,
-                      summary["drifted_columns"], summary["report_uri"])
+        self.log.info("Drift share %.2f (threshold %.2f) for %s v%s on %s (%d rows, all of them); drifted columns:"
+                      " %s; report (from a sample %s) %s", summary["share"], summary["threshold"], self.spec.name,
+                      version, key, summary["current_rows"], summary["drifted_columns"], summary["sampled"],
+                      summary["report_uri"])
         summary.pop("columns")  # per-column scores stay in summary.json, XCom stays small
         return summary
 
-    def _report(self, key: str, reference, current, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+    def _profile(self, tags: dict[str, str], reference_folder, numeric: list[str], categorical: list[str],
+                 ) -> dict[str, Any]:
+        """The reference profile stored at training time (tag ``profile_uri``), or, for a version trained
+        before profiles existed, one built now from its training set."""
+        from mlops_pack.core.drift_profile import build_profile
+        from mlops_pack.core.storage import read_json, read_partition
+
+        uri = tags.get("profile_uri")
+        if uri and self.storage.path(uri).exists():
+            profile = read_json(self.storage.path(uri))
+            if set(profile["columns"]) == {*numeric, *categorical}:
+                return profile
+            self.log.warning("Profile %s covers other columns than the spec's drift columns: rebuilding it", uri)
+        else:
+            self.log.warning("No stored drift profile for this version: building one from %s", reference_folder)
+        frame = read_partition(reference_folder, columns=[*numeric, *categorical])
+        return build_profile(frame, numeric, categorical, bins=self.spec.drift.profile_bins)
+
+    def _report(self, key: str, reference_folder, folders: list, manifests: list[dict[str, Any]],
+                numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+        """Evidently's HTML and JSON report, rendered from at most ``drift.report_sample_rows`` rows a side."""
         import tempfile
         from pathlib import Path
 
         from mlops_pack.core.drift import drift_report
-        from mlops_pack.core.storage import write_bytes_atomic
+        from mlops_pack.core.storage import read_manifest, write_bytes_atomic
 
+        drift, columns = self.spec.drift, [*numeric, *categorical]
+        reference = _sample([reference_folder], [read_manifest(reference_folder)], columns,
+                            drift.report_sample_rows)
+        current = _sample(folders, manifests, columns, drift.report_sample_rows)
         folder = self.storage.partition("reports/drift", key)
         with tempfile.TemporaryDirectory() as tmp:
-            summary = drift_report(reference, current, numeric, categorical, self.spec.drift.share_threshold,
-                                   Path(tmp) / "report.html", Path(tmp) / "report.json")
+            shown = drift_report(reference, current, numeric, categorical, drift.share_threshold,
+                                 Path(tmp) / "report.html", Path(tmp) / "report.json", drift.methods, drift.thresholds)
             for name in ("report.html", "report.json"):
                 write_bytes_atomic(folder / name, (Path(tmp) / name).read_bytes())
-        return {**summary, "report_uri": str(folder / "report.html")}
+        return {"report_uri": str(folder / "report.html"), "report_drifted_columns": shown["drifted_columns"],
+                "sampled": {"current_rows": len(current), "reference_rows": len(reference)}}
 
     def _commit(self, key: str, summary: dict[str, Any], current_versions: list[str], reference_version: str) -> None:
         from mlops_pack.core.storage import digest, write_json, write_manifest
@@ -90,3 +124,34 @@ class EvidentlyDriftOperator(MlflowOperator):
         write_manifest(folder, {"uri": summary["report_uri"], "partition": key, "rows": summary["current_rows"],
                                 "version": digest(*sorted(current_versions), reference_version,
                                                   str(self.spec.drift.share_threshold))})
+
+
+def _data_file(folder, manifest: dict[str, Any]):
+    return folder / str(manifest["uri"]).rsplit("/", 1)[-1]
+
+
+def _batches(folders: list, manifests: list[dict[str, Any]], columns: list[str], batch_size: int = 131_072):
+    """Record batches of ``columns`` from each partition's data file, read as a stream."""
+    import pyarrow.parquet as pq
+
+    for folder, manifest in zip(folders, manifests, strict=True):
+        with _data_file(folder, manifest).open("rb") as fh:
+            parquet = pq.ParquetFile(fh)
+            missing = [c for c in columns if c not in parquet.schema_arrow.names]
+            if missing:
+                raise ValueError(f"drift columns {missing} missing from {folder} (has {parquet.schema_arrow.names})")
+            yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def _sample(folders: list, manifests: list[dict[str, Any]], columns: list[str], rows: int):
+    """About ``rows`` rows drawn uniformly from the partitions (Bernoulli per row, seeded), as pandas:
+    memory is bounded by the sample, not by the partitions."""
+    import numpy as np
+    import pyarrow as pa
+
+    total = sum(int(m.get("rows") or 0) for m in manifests)
+    fraction, rng, parts = (1.0 if total <= rows else rows / total), np.random.default_rng(0), []
+    for batch in _batches(folders, manifests, columns):
+        parts.append(batch if fraction >= 1 else batch.filter(pa.array(rng.random(batch.num_rows) < fraction)))
+    table = pa.Table.from_batches(parts) if parts else pa.table({c: [] for c in columns})
+    return table.slice(0, rows).to_pandas()

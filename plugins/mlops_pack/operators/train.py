@@ -61,13 +61,26 @@ class MlflowTrainOperator(MlflowOperator):
         folder = self.storage.partition("training", key)
         train_m = write_partition(folder / "train", trained.train, key=key)
         holdout_m = write_partition(folder / "holdout", trained.holdout, key=key)
+        profile_uri = self._write_profile(folder / "train", trained.train)
         result = self.mlflow.log_training_run(
             self.spec, trained, train_manifest=train_m, holdout_manifest=holdout_m,
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
                   "data_partitions": ",".join(keys), "training_set": key},
         )
+        self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri})
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
         context["ti"].xcom_push(key="mlflow_run", value={"experiment_id": result["experiment_id"],
                                                          "run_id": result["run_id"]})
         return result
+
+    def _write_profile(self, folder, train) -> str:
+        """The drift reference profile of the training set, next to it (``<train>/profile.json``)."""
+        from mlops_pack.core.drift import spec_columns
+        from mlops_pack.core.drift_profile import build_profile
+        from mlops_pack.core.storage import write_json
+
+        numeric, categorical = spec_columns(self.spec)
+        path = folder / "profile.json"
+        write_json(path, build_profile(train, numeric, categorical, bins=self.spec.drift.profile_bins))
+        return str(path)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_pack.links import DataDocsLink, QuarantineLink
 from mlops_pack.operators.base import PipelineOperator
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class GXValidateOperator(PipelineOperator):
 
     template_fields = (*PipelineOperator.template_fields, "raw_partitions")
     ui_color = "#fdf1e8"
+    operator_extra_links = (DataDocsLink(), QuarantineLink())
 
     def __init__(self, *, raw_partitions: list[str] | str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -46,11 +48,13 @@ class GXValidateOperator(PipelineOperator):
         if not keys:
             raise ValueError(f"{self.spec.name}: raw_partitions is empty: nothing to validate")
         frames = {key: read_partition(self.storage.partition("raw", key)) for key in keys}
-        results = {key: self._validate(frame) for key, frame in frames.items()}
-        context["ti"].xcom_push(key="validation", value=results)
+        results = {key: self._validate(key, frame) for key, frame in frames.items()}
         failed = [key for key, result in results.items() if not result["success"]]
+        for key in failed:
+            results[key]["quarantine_uri"] = str(self.storage.partition("quarantine", key) / "validation.json")
+        context["ti"].xcom_push(key="validation", value=results)
         if failed:
-            self._quarantine(failed, results)
+            self._quarantine(context, failed, results)
         published = [self._publish(key, frame) for key, frame in frames.items()]
         extra: dict[str, Any] = {"partitions": published, "rows": sum(p["rows"] for p in published)}
         scrape_stats = read_manifest(self.storage.partition("raw", keys[0])).get("stats")
@@ -59,28 +63,46 @@ class GXValidateOperator(PipelineOperator):
         self.emit(context, extra)
         return extra
 
-    def _validate(self, frame: pd.DataFrame) -> dict[str, Any]:
-        from mlops_pack.core.validate import load_expectations, validate_frame
+    def _validate(self, key: str, frame: pd.DataFrame) -> dict[str, Any]:
+        import tempfile
+        from pathlib import Path
+
+        from mlops_pack.core.validate import load_expectations, publish_data_docs, validate_frame
 
         validation = self.spec.validation
         suite_file = self.spec.resolve(validation.suite_file) if validation.suite_file else None
         expectations = load_expectations([e.model_dump() for e in validation.expectations], suite_file)
-        result = validate_frame(frame, expectations, suite_name=f"{self.spec.name}_suite")
-        return {**result, "rows": int(len(frame))}
+        with tempfile.TemporaryDirectory(prefix="gx-docs-") as docs_dir:
+            result = validate_frame(frame, expectations, suite_name=f"{self.spec.name}_suite",
+                                    docs_dir=Path(docs_dir))
+            # Data Docs of every validation, in storage beside the drift reports; linked from the task
+            # (DataDocsLink) and the health page, served by the plugin app.
+            docs = publish_data_docs(result, self.storage.area("reports") / "datadocs" / key)
+        return {**result, "docs": None, "docs_uri": docs, "rows": int(len(frame))}
 
-    def _quarantine(self, failed: list[str], results: dict[str, dict[str, Any]]) -> None:
+    def _quarantine(self, context: Context, failed: list[str], results: dict[str, dict[str, Any]]) -> None:
         from mlops_pack.core.storage import move_partition, write_json
+        from mlops_pack.links import storage_url
+        from mlops_pack.notifications import send_alert
 
         for key in failed:
             target = self.storage.partition("quarantine", key)
             move_partition(self.storage.partition("raw", key), target)
             write_json(target / "validation.json", results[key])
         first = results[failed[0]]
-        summary = "; ".join(f"{f['expectation']}({f['column']}) unexpected={f['unexpected_percent']}%"
+        summary = "; ".join(f"{f['expectation']}({f.get('column')}) unexpected={f.get('unexpected_percent', '?')}%"
                             for f in first["failures"][:5])
         self.log.error("ALERT: %s partition %s failed %d of %d expectations and was quarantined to %s: %s",
                        self.spec.name, ", ".join(failed), first["failed"], first["evaluated"],
                        self.storage.partition("quarantine", failed[0]), summary)
+        links = "\n".join(filter(None, (storage_url(results[k].get(f) or "", self) for k in failed
+                                       for f in ("quarantine_uri", "docs_uri"))))
+        send_alert(self.spec.alerts, "validation_failed",
+                   f"[{self.spec.name}] validation failed: {', '.join(failed)} quarantined",
+                   f"Pipeline {self.spec.name}: partition {', '.join(failed)} failed {first['failed']} of "
+                   f"{first['evaluated']} expectations and was quarantined.\n{summary}\n{links}",
+                   {"pipeline": self.spec.name, "partitions": failed, "failed": first["failed"],
+                    "evaluated": first["evaluated"], "run_id": context["run_id"]})
         raise GXValidationFailed(f"{self.spec.name} partition {', '.join(failed)} failed validation: {summary}")
 
     def _publish(self, key: str, frame: pd.DataFrame) -> dict[str, Any]:

@@ -1,0 +1,376 @@
+"""Drift from a stored reference profile: Evidently 0.7.23's default per-column verdicts without its cost.
+
+At training time ``build_profile`` reduces the training set to a small JSON profile per column; the
+monitor streams the prediction partitions once (pyarrow record batches) through ``CurrentStats`` and
+``verdicts`` applies the method and threshold Evidently would choose (``evidently/legacy/calculations/
+stattests/registry.py``, ``_get_default_stattest``), after dropping null and +-inf values as
+``get_one_column_drift`` does. ``n`` below is the reference's non-null row count, ``k`` the distinct
+values of reference and current together:
+
+=============  =========================  ===================================  ===========================
+column         reference rows             method (threshold, drift when)       exactness from the profile
+=============  =========================  ===================================  ===========================
+numeric        n <= 1000, k > 5           K-S p-value (0.05, p <= t)           exact: the profile keeps the
+                                                                               whole column (<= 1000 values)
+numeric        n <= 1000, k <= 5          chi-square (k > 2) / Z-test p-value  exact (value counts)
+                                          (0.05, p < t)
+numeric        n > 1000, k > 5            normed Wasserstein (0.1, d >= t)     see below
+numeric        n > 1000, k <= 5           Jensen-Shannon (0.1, d >= t)         exact (value counts)
+categorical    n <= 1000                  chi-square (k > 2) / Z-test          exact (value counts)
+categorical    n > 1000                   Jensen-Shannon (0.1, d >= t)         exact (value counts)
+=============  =========================  ===================================  ===========================
+
+Normed Wasserstein is ``W1(ref, cur) / max(std(ref), 0.001)`` with ``W1 = integral |F_ref - F_cur|``.
+The profile keeps ``bins`` quantile edges of the reference, each bin cut into ``split`` equal-width
+sub-bins (4,001 edges by default), and per bin the row count and the sum of the gaps
+``upper edge - x``; the monitor gathers the same for the current data. Since
+``integral_a^b F = (b - a) F(a) + sum_{a < x <= b} (b - x) / n``, the integral of ``F_ref - F_cur``
+over every bin is exact, and so is each tail outside the reference's range; the only error is inside
+a bin where the two CDFs cross, which can only under-estimate the distance: < 0.002 against the 0.1
+threshold in tests/unit/test_drift_profile.py, which compares every method with Evidently. Categorical profiles keep
+up to ``MAX_CATEGORIES`` categories (the rest is counted as one other category: approximate then).
+
+Array library, chosen by measurement (2-core machine under load, 1M values): numeric columns use
+numpy ``searchsorted`` + weighted ``bincount`` (~0.4 s per column with 4,001 edges; pyarrow compute
+has no searchsorted or bincount, and polars is not a dependency); categorical columns use
+``pyarrow.compute.value_counts`` on the Arrow arrays as read (64 ms per 1M strings, vs 1.8 s for
+``numpy.unique`` on the object array pandas would give). Nothing is converted to pandas. Scipy is
+imported only for K-S, chi-square and Z-test p-values (small references); Jensen-Shannon is
+computed in numpy exactly as ``scipy.spatial.distance.jensenshannon`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+PROFILE_FORMAT = 1
+SMALL_ROWS = 1000  # Evidently: reference rows <= 1000 -> statistical tests; above -> distances
+FEW_VALUES = 5  # Evidently: <= 5 distinct values -> treated by value counts
+MAX_CATEGORIES = 10_000
+OTHER = "__other__"
+METHODS = {  # Evidently's display names and default thresholds
+    "ks": ("K-S p_value", 0.05),
+    "chisquare": ("chi-square p_value", 0.05),
+    "z": ("Z-test p_value", 0.05),
+    "wasserstein": ("Wasserstein distance (normed)", 0.1),
+    "jensenshannon": ("Jensen-Shannon distance", 0.1),
+}
+
+
+# ---------------------------------------------------------------- reference profile (training time)
+
+def _clean_numeric(values: Any) -> np.ndarray:
+    import numpy as np
+
+    arr = np.asarray(values, dtype="float64")
+    return arr[np.isfinite(arr)]
+
+
+def _value_counts(values: Any) -> list[list[Any]]:
+    """[[value, count], ...] of non-null values, JSON-native, at most MAX_CATEGORIES (rest -> OTHER)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = values if isinstance(values, pa.ChunkedArray | pa.Array) else pa.array(values, from_pandas=True)
+    counts = pc.value_counts(arr.drop_null() if isinstance(arr, pa.Array) else pa.chunked_array(
+        [c.drop_null() for c in arr.chunks], type=arr.type))
+    pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True),
+                   key=lambda p: -p[1])
+    if len(pairs) > MAX_CATEGORIES:
+        pairs = [*pairs[:MAX_CATEGORIES], [OTHER, sum(c for _, c in pairs[MAX_CATEGORIES:])]]
+    return [[v, int(c)] for v, c in pairs]
+
+
+def _numeric_profile(values: Any, bins: int, split: int) -> dict[str, Any]:
+    import numpy as np
+
+    x = _clean_numeric(values)
+    if not len(x):
+        raise ValueError("an empty column (no finite values) cannot be a drift reference")
+    uniq, counts = np.unique(x, return_counts=True)
+    prof: dict[str, Any] = {"type": "numeric", "n": len(x), "std": float(np.std(x)), "distinct": min(len(uniq), 6)}
+    if len(uniq) <= FEW_VALUES:
+        prof["values"] = [[float(v), int(c)] for v, c in zip(uniq, counts, strict=True)]
+    if len(x) <= SMALL_ROWS:
+        prof["sample"] = np.sort(x).tolist()  # the whole column: K-S is exact
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1))) if len(uniq) > bins else uniq
+    if len(uniq) > FEW_VALUES and split > 1:  # equal-width sub-bins: fewer CDF crossings inside a bin
+        edges = np.unique(np.interp(np.arange((len(edges) - 1) * split + 1) / split, np.arange(len(edges)), edges))
+    count, gap = _bin(edges, x)
+    prof.update(edges=edges.tolist(), counts=count.astype(int).tolist(), gaps=gap.tolist())
+    return prof
+
+
+def _bin(edges: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bin (0: x <= edges[0]; j: edges[j-1] < x <= edges[j]; last: x > edges[-1]) the count and
+    the sum of ``edges[j] - x`` (``x - edges[-1]`` in the last bin)."""
+    import numpy as np
+
+    idx = np.searchsorted(edges, x, side="left")
+    gap = edges[np.minimum(idx, len(edges) - 1)] - x
+    np.abs(gap, out=gap)
+    size = len(edges) + 1
+    return (np.bincount(idx, minlength=size).astype("float64"), np.bincount(idx, weights=gap, minlength=size))
+
+
+def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str], bins: int = 1000,
+                  split: int = 4) -> dict[str, Any]:
+    """The reference profile of ``frame``: what ``verdicts`` needs, per column (see the module doc)."""
+    missing = [c for c in [*numeric, *categorical] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"drift columns missing from the reference: {missing}")
+    columns: dict[str, Any] = {c: _numeric_profile(frame[c].to_numpy(), bins, split) for c in numeric}
+    for c in categorical:
+        counts = _value_counts(frame[c])
+        if not counts:
+            raise ValueError(f"column {c!r} has no non-null values: it cannot be a drift reference")
+        columns[c] = {"type": "categorical", "n": sum(n for _, n in counts), "counts": counts}
+    return {"format": PROFILE_FORMAT, "rows": len(frame), "bins": bins, "split": split, "columns": columns}
+
+
+# ---------------------------------------------------------------- current data (one streaming pass)
+
+class CurrentStats:
+    """Accumulates, batch by batch, what ``verdicts`` needs of the current data for ``profile``."""
+
+    def __init__(self, profile: dict[str, Any]):
+        import numpy as np
+
+        self.profile, self.rows = profile, 0
+        self.state: dict[str, dict[str, Any]] = {}
+        for name, ref in profile["columns"].items():
+            if ref["type"] == "categorical":
+                self.state[name] = {"counts": {}}
+                continue
+            edges = np.asarray(ref["edges"], dtype="float64")
+            st: dict[str, Any] = {"edges": edges, "count": np.zeros(len(edges) + 1), "gap": np.zeros(len(edges) + 1),
+                                  "values": {} if ref["distinct"] <= FEW_VALUES else None, "n": 0}
+            if "sample" in ref:  # exact K-S: current counts below / at each reference value
+                st["ks_points"] = np.unique(np.asarray(ref["sample"], dtype="float64"))
+                st["lt"] = np.zeros(len(st["ks_points"]) + 1)
+                st["le"] = np.zeros(len(st["ks_points"]) + 1)
+            self.state[name] = st
+
+    def update(self, batch: pa.RecordBatch | pa.Table) -> None:
+        missing = [name for name in self.state if name not in batch.column_names]
+        if missing:
+            raise ValueError(f"drift columns {missing} missing from the current data ({batch.column_names})")
+        self.rows += batch.num_rows
+        numeric = []
+        for name, st in self.state.items():
+            if "counts" in st:
+                for value, count in _value_counts(batch.column(name)):
+                    st["counts"][value] = st["counts"].get(value, 0) + count
+            else:
+                numeric.append((st, batch.column(name)))
+        # numpy's searchsorted/bincount release the GIL: columns (independent states) run on two threads.
+        if len(numeric) > 1 and batch.num_rows >= 50_000:
+            list(self._pool().map(lambda item: self._update_numeric(*item), numeric))
+        else:
+            for st, column in numeric:
+                self._update_numeric(st, column)
+
+    def _pool(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        if getattr(self, "_executor", None) is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift")
+        return self._executor
+
+    def close(self) -> None:
+        if getattr(self, "_executor", None) is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    @staticmethod
+    def _update_numeric(st: dict[str, Any], column: Any) -> None:
+        import numpy as np
+
+        x = _clean_numeric(column.to_numpy(zero_copy_only=False) if hasattr(column, "to_numpy") else column)
+        st["n"] += len(x)
+        count, gap = _bin(st["edges"], x)
+        st["count"] += count
+        st["gap"] += gap
+        if st["values"] is not None and len(st["values"]) <= FEW_VALUES:
+            uniq, counts = np.unique(x, return_counts=True)
+            for v, c in zip(uniq[: FEW_VALUES + 1].tolist(), counts[: FEW_VALUES + 1].tolist(), strict=True):
+                st["values"][v] = st["values"].get(v, 0) + c
+        if "ks_points" in st:
+            size = len(st["ks_points"]) + 1
+            st["lt"] += np.bincount(np.searchsorted(st["ks_points"], x, side="right"), minlength=size)
+            st["le"] += np.bincount(np.searchsorted(st["ks_points"], x, side="left"), minlength=size)
+
+
+# ---------------------------------------------------------------- the tests, as Evidently runs them
+
+def _wasserstein_norm(ref: dict[str, Any], st: dict[str, Any]) -> float:
+    import numpy as np
+
+    edges = np.asarray(ref["edges"], dtype="float64")
+    n_r, n_c = ref["n"], st["n"]
+    c_r, g_r = np.asarray(ref["counts"], dtype="float64"), np.asarray(ref["gaps"], dtype="float64")
+    c_c, g_c = st["count"], st["gap"]
+    f_r = np.concatenate([[0.0], np.cumsum(c_r)[:-1]]) / n_r  # F at each bin's lower edge
+    f_c = np.concatenate([[0.0], np.cumsum(c_c)[:-1]]) / n_c
+    width = np.diff(edges)
+    inner = width * (f_r[1:-1] - f_c[1:-1]) + g_r[1:-1] / n_r - g_c[1:-1] / n_c
+    w1 = float(np.abs(inner).sum() + g_c[0] / n_c + g_c[-1] / n_c)  # tails: the reference has no mass there
+    return w1 / max(float(ref["std"]), 0.001)
+
+
+def _ks_p_value(ref: dict[str, Any], st: dict[str, Any]) -> float:
+    import numpy as np
+
+    points, sample = st["ks_points"], np.asarray(ref["sample"], dtype="float64")
+    n1, n2 = len(sample), st["n"]
+    cdf_r = np.searchsorted(sample, points, side="right") / n1
+    lt, le = np.cumsum(st["lt"])[:-1] / n2, np.cumsum(st["le"])[:-1] / n2
+    # F_ref is constant on [p_j, p_j+1): |F_ref - F_cur| peaks at either end of each such interval.
+    d = max(float(np.abs(cdf_r - le).max()), float(np.abs(cdf_r[:-1] - lt[1:]).max(initial=0)),
+            float(lt[0]), float(1 - le[-1]))
+    return _ks_2samp_p(n1, n2, d)
+
+
+def _ks_2samp_p(n1: int, n2: int, d: float) -> float:
+    """scipy.stats.ks_2samp's two-sided p-value (method 'auto') from the statistic and sample sizes."""
+    import numpy as np
+    from scipy.stats import distributions
+
+    try:
+        from scipy.stats._stats_py import _attempt_exact_2kssamp
+    except ImportError:  # pragma: no cover - scipy moved its internals: asymptotic p-value
+        _attempt_exact_2kssamp = None
+    if max(n1, n2) <= 10_000 and _attempt_exact_2kssamp is not None:  # ks_2samp's MAX_AUTO_N
+        ok, _, prob = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
+        if ok:
+            return float(np.clip(prob, 0, 1))
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    return float(np.clip(distributions.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+
+
+def _counts(ref: dict[str, Any], st: dict[str, Any]) -> tuple[dict[Any, int], dict[Any, int]]:
+    if ref["type"] == "categorical":
+        return {v: c for v, c in ref["counts"]}, st["counts"]
+    return {v: c for v, c in ref["values"]}, st["values"]
+
+
+def _chisquare_p(ref_counts: dict[Any, int], cur_counts: dict[Any, int]) -> float:
+    import numpy as np
+    from scipy.stats import chisquare
+
+    keys = list(set(ref_counts) | set(cur_counts))
+    n_r, n_c = sum(ref_counts.values()), sum(cur_counts.values())
+    f_exp = [ref_counts.get(k, 0) * (n_c / n_r) for k in keys]
+    with np.errstate(divide="ignore"):  # a category new in current: p = 0, as in Evidently
+        return float(chisquare([cur_counts.get(k, 0) for k in keys], f_exp)[1])
+
+
+def _z_p(ref_counts: dict[Any, int], cur_counts: dict[Any, int]) -> float:
+    import numpy as np
+    from scipy.stats import norm
+
+    keys = sorted(set(ref_counts) | set(cur_counts))
+    if len(ref_counts) == 1 and len(cur_counts) == 1 and keys == list(ref_counts):
+        return 1.0
+    n1, n2 = sum(ref_counts.values()), sum(cur_counts.values())
+    p1, p2 = (n1 - ref_counts.get(keys[0], 0)) / n1, (n2 - cur_counts.get(keys[0], 0)) / n2
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.float64(p1 - p2) / np.sqrt(np.float64(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2)))
+    return float(2 * (1 - norm.cdf(np.abs(z))))
+
+
+def _jensenshannon(ref_counts: dict[Any, int], cur_counts: dict[Any, int]) -> float:
+    """scipy.spatial.distance.jensenshannon (base e) of the two frequency vectors, in numpy: importing
+    scipy.spatial costs more than the whole computation."""
+    import numpy as np
+
+    keys = list(set(ref_counts) | set(cur_counts))
+    n_r, n_c = sum(ref_counts.values()), sum(cur_counts.values())
+    p = np.array([ref_counts.get(k, 0) / n_r for k in keys])
+    q = np.array([cur_counts.get(k, 0) / n_c for k in keys])
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2.0
+
+    def rel_entr(x: np.ndarray) -> float:
+        nz = x > 0
+        return float((x[nz] * np.log(x[nz] / m[nz])).sum())
+
+    return float(np.sqrt(max(rel_entr(p) + rel_entr(q), 0.0) / 2.0))
+
+
+def default_method(ref: dict[str, Any], st: dict[str, Any]) -> str:
+    """Evidently 0.7.23's ``_get_default_stattest`` for this column."""
+    if ref["type"] == "categorical":
+        k = len(set(v for v, _ in ref["counts"]) | set(st["counts"]))
+        return "jensenshannon" if ref["n"] > SMALL_ROWS else ("chisquare" if k > 2 else "z")
+    few = ref["distinct"] <= FEW_VALUES and len(set(v for v, _ in ref["values"]) | set(st["values"])) <= FEW_VALUES
+    if ref["n"] > SMALL_ROWS:
+        return "jensenshannon" if few else "wasserstein"
+    if few:
+        k = len(set(v for v, _ in ref["values"]) | set(st["values"]))
+        return "chisquare" if k > 2 else "z"
+    return "ks"
+
+
+def _score(method: str, ref: dict[str, Any], st: dict[str, Any]) -> float:
+    if method == "wasserstein":
+        if ref["type"] != "numeric":
+            raise ValueError("wasserstein needs a numeric column")
+        return _wasserstein_norm(ref, st)
+    if method == "ks":
+        if "sample" not in ref:
+            raise ValueError("ks from a profile needs a reference of <= 1000 rows (the profile keeps it whole)")
+        return _ks_p_value(ref, st)
+    if ref["type"] == "numeric" and (ref.get("values") is None or st["values"] is None
+                                     or len(set(v for v, _ in ref["values"]) | set(st["values"])) > FEW_VALUES):
+        raise ValueError(f"{method} on a numeric column needs <= {FEW_VALUES} distinct values")
+    fn = {"chisquare": _chisquare_p, "z": _z_p, "jensenshannon": _jensenshannon}[method]
+    return fn(*_counts(ref, st))
+
+
+def verdicts(profile: dict[str, Any], current: CurrentStats, methods: dict[str, str] | None = None,
+             thresholds: dict[str, float] | None = None) -> dict[str, dict[str, Any]]:
+    """{column: {method, score, threshold, drifted}} as Evidently's ValueDrift would report them.
+
+    ``methods`` / ``thresholds`` override the default per column (method names: ``METHODS``)."""
+    methods, thresholds, out = methods or {}, thresholds or {}, {}
+    for name, ref in profile["columns"].items():
+        st = current.state[name]
+        if (st.get("n") if ref["type"] == "numeric" else sum(st["counts"].values())) == 0:
+            raise ValueError(f"column {name!r} has no non-null values in the current data: no drift test")
+        method = methods.get(name) or default_method(ref, st)
+        if method not in METHODS:
+            raise ValueError(f"drift method {method!r} for {name!r}: use one of {sorted(METHODS)}")
+        label, default = METHODS[method]
+        threshold = float(thresholds.get(name, default))
+        score = _score(method, ref, st)
+        is_p = method in ("ks", "chisquare", "z")
+        drifted = (score <= threshold if method == "ks" else score < threshold) if is_p else score >= threshold
+        out[name] = {"method": label, "score": round(score, 5), "threshold": threshold, "drifted": bool(drifted)}
+    return out
+
+
+def profile_drift(profile: dict[str, Any], batches: Iterable[pa.RecordBatch | pa.Table],
+                  share_threshold: float, methods: dict[str, str] | None = None,
+                  thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """One pass over ``batches``: the summary {share, threshold, drift, drifted_columns, columns, current_rows}."""
+    current = CurrentStats(profile)
+    try:
+        for batch in batches:
+            current.update(batch)
+    finally:
+        current.close()
+    per_column = verdicts(profile, current, methods, thresholds)
+    drifted = sorted(c for c, v in per_column.items() if v["drifted"])
+    share = len(drifted) / len(per_column) if per_column else 0.0
+    return {"share": round(share, 4), "threshold": share_threshold, "drift": share >= share_threshold,
+            "drifted_columns": drifted, "columns": per_column, "current_rows": current.rows}

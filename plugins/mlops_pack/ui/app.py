@@ -1,0 +1,157 @@
+"""The pack's FastAPI app, mounted by the plugin at ``/mlops`` on Airflow's api-server.
+
+Routes (each needs an Airflow login, see :func:`caller`):
+
+- ``GET /mlops/health``: the pipelines the caller may read; ``GET /mlops/health/<pipeline>``: its page.
+- ``GET /mlops/files/<pipeline>/<path>``: a file (or folder listing) under the pipeline's
+  ``reports/`` or ``quarantine/`` storage; nothing else, no ``..``, no escape through symlinks.
+
+Airflow does not protect plugin apps: :func:`caller` validates the caller's token exactly as the
+api-server's own routes do (``Authorization: Bearer`` or the UI's ``_token`` cookie, through the auth
+manager and the shared ``[api_auth] jwt_secret``): none or expired -> 401, invalid -> 403; and a
+caller who may not read the pipeline's DAGs gets 403.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from html import escape
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from mlops_pack import settings
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")  # core.spec.NAME_PATTERN
+SERVED_AREAS = ("reports", "quarantine")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+                    "Cache-Control": "no-store"}
+# Pages made here have no script: nothing but their inline style may load.
+PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "img-src data:; frame-ancestors 'self'"}
+# Stored HTML (Evidently reports, Data Docs) runs its own scripts, but in a sandbox: an opaque origin
+# with no access to the Airflow UI's cookies, storage or API, whatever a scraped value smuggled in.
+STORED_HTML_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": "sandbox allow-scripts allow-popups "
+                       "allow-popups-to-escape-sandbox allow-downloads"}
+
+app = FastAPI(title="MLOps pack", description="Model health and pipeline files of airflow-mlops-pack")
+
+
+async def caller(request: Request) -> Any:
+    """The Airflow user behind the request (401 without a valid login, 403 for a bad token)."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return await resolve_user_from_token(header[7:].strip())
+    return await resolve_user_from_token(request.cookies.get(COOKIE_NAME_JWT_TOKEN))
+
+
+Caller = Annotated[Any, Depends(caller)]
+
+
+def may_read(user: Any, pipeline: str) -> bool:
+    """Can ``user`` read the pipeline's DAGs (``<pipeline>__train``, where its model is decided)?"""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return bool(get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=f"{pipeline}__train"),
+                                                     user=user))
+
+
+def _authorised(user: Any, pipeline: str) -> None:
+    if not NAME.match(pipeline):
+        raise HTTPException(404, "no such pipeline")
+    if not may_read(user, pipeline):
+        raise HTTPException(403, f"not allowed to read pipeline {pipeline}")
+
+
+def pipeline_root(pipeline: str) -> Any:
+    from mlops_pack.hooks.storage import PipelineStorageHook
+
+    return PipelineStorageHook(pipeline, conn_id=settings.storage_conn_id()).root
+
+
+def known_pipelines() -> list[str]:
+    names = {p.stem for p in settings.pipelines_dir().glob("*.yaml")}
+    try:
+        from airflow.sdk import ObjectStoragePath
+
+        root = ObjectStoragePath(settings.storage_root(), conn_id=settings.storage_conn_id())
+        if root.exists():
+            names |= {c.name for c in root.iterdir() if c.is_dir()}
+    except OSError:
+        pass
+    return sorted(n for n in names if NAME.match(n))
+
+
+@app.get("/health", response_class=HTMLResponse)
+def health_index(user: Caller) -> HTMLResponse:
+    from mlops_pack.ui.health import render_index
+
+    readable = [p for p in known_pipelines() if may_read(user, p)]
+    return HTMLResponse(render_index(readable), headers=PAGE_HEADERS)
+
+
+@app.get("/health/{pipeline}", response_class=HTMLResponse)
+def health_page(pipeline: str, user: Caller) -> HTMLResponse:
+    from mlops_pack.ui.health import gather, render
+
+    _authorised(user, pipeline)
+    return HTMLResponse(render(gather(pipeline, pipeline_root(pipeline))), headers=PAGE_HEADERS)
+
+
+def safe_parts(path: str) -> list[str]:
+    """The segments of a requested path, refused (404) unless plainly inside a served area."""
+    parts = path.split("/")
+    if parts and parts[-1] == "":
+        parts = parts[:-1]  # a trailing slash: the folder itself
+    bad = (not parts or parts[0] not in SERVED_AREAS
+           or any(p in ("", ".", "..") or "\\" in p or "\x00" in p or ":" in p for p in parts))
+    if bad:
+        raise HTTPException(404, "not found")
+    return parts
+
+
+def _contained(root: Any, target: Any) -> bool:
+    """On local storage, does ``target`` resolve (symlinks followed) inside ``root``?"""
+    if getattr(root, "protocol", "file") not in ("file", "local", ""):
+        return True  # object stores have no symlinks; the segments were checked
+    from pathlib import Path
+
+    base, found = Path(root.path).resolve(), Path(target.path).resolve()
+    return found == base or base in found.parents
+
+
+@app.get("/files/{pipeline}/{path:path}")
+def pipeline_file(pipeline: str, path: str, user: Caller) -> Response:
+    _authorised(user, pipeline)
+    parts = safe_parts(path)
+    root = pipeline_root(pipeline)
+    target = root.joinpath(*parts)
+    if not _contained(root, target) or not target.exists():
+        raise HTTPException(404, "not found")
+    if target.is_dir():
+        return HTMLResponse(_listing(pipeline, parts, target), headers=PAGE_HEADERS)
+    media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+    headers = dict(STORED_HTML_HEADERS if media in ("text/html", "image/svg+xml") else SECURITY_HEADERS)
+    if not media.startswith(("text/", "application/json", "image/")):
+        headers["Content-Disposition"] = f'attachment; filename="{parts[-1]}"'
+    return Response(target.read_bytes(), media_type=media, headers=headers)
+
+
+def _listing(pipeline: str, parts: list[str], folder: Any) -> str:
+    base = f"{settings.UI_PREFIX}/files/{pipeline}/{'/'.join(parts)}"
+    items = "".join(f'<li><a href="{escape(base)}/{escape(c.name)}{"/" if c.is_dir() else ""}">{escape(c.name)}</a>'
+                    "</li>" for c in sorted(folder.iterdir(), key=lambda c: c.name) if not c.name.startswith("."))
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(pipeline)}: {escape('/'.join(parts))}"
+            f"</title></head><body><h1>{escape(pipeline)} / {escape('/'.join(parts))}</h1><ul>{items}</ul></body></html>")
+
+
+@app.get("/health/dag/{dag_id}", response_class=HTMLResponse)
+def health_of_dag(dag_id: str, user: Caller) -> HTMLResponse:
+    """The health page of the pipeline a ``<pipeline>__<stage>`` DAG belongs to (the DAG page's tab)."""
+    return health_page(dag_id.split("__", 1)[0], user)

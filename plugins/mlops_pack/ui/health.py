@@ -1,0 +1,191 @@
+"""The model health page: one pipeline's champion history, metrics, drift, validation and quarantine.
+
+Everything shown comes from the pipeline's storage (``promotions/``, ``reports/drift/``,
+``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
+come from scraped pages. Plots are inline SVG made here (:mod:`mlops_pack.ui.svg`).
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from mlops_pack import settings
+from mlops_pack.ui.svg import line_chart
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}table{border-collapse:collapse;
+margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.promoted{color:#176317}.rejected{color:#a31515}.fail{color:#a31515;font-weight:bold}
+.ok{color:#176317}h2{margin-top:1.4em}.empty{color:#777}"""
+
+
+def e(value: Any) -> str:
+    """Escape anything for HTML text and attributes."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _read_json(path: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _children(folder: Any) -> list[Any]:
+    try:
+        if not folder.exists():
+            return []
+        return sorted((c for c in folder.iterdir() if not c.name.startswith((".", "_"))), key=lambda c: c.name)
+    except OSError:
+        return []
+
+
+def gather(pipeline: str, root: Any) -> dict[str, Any]:
+    """The page's data from the pipeline's storage folder ``root`` (an ObjectStoragePath)."""
+    promotions = [r for r in (_read_json(p) for p in _children(root / "promotions") if p.name.endswith(".json"))
+                  if isinstance(r, dict)]
+    drift = []
+    for folder in _children(root / "reports" / "drift"):
+        summary = _read_json(folder / "summary.json")
+        if isinstance(summary, dict):
+            drift.append({**summary, "key": folder.name})
+    validated = [m for m in (_read_json(f / "manifest.json") for f in _children(root / "validated"))
+                 if isinstance(m, dict)]
+    quarantine = []
+    for folder in _children(root / "quarantine"):
+        result = _read_json(folder / "validation.json")
+        quarantine.append({"key": folder.name, "result": result if isinstance(result, dict) else None})
+    docs = {f.name for f in _children(root / "reports" / "datadocs") if (f / "index.html").exists()}
+    return {"pipeline": pipeline, "promotions": promotions, "drift": drift, "validated": validated,
+            "quarantine": quarantine, "docs": docs}
+
+
+def _file_link(pipeline: str, relative: str, text: str) -> str:
+    from mlops_pack.links import files_url
+
+    return f'<a href="{e(files_url(f"{pipeline}/{relative}"))}">{e(text)}</a>'
+
+
+def _mlflow_link(model: str, version: Any) -> str:
+    base = settings.mlflow_ui_url() or _mlflow_base()
+    return f'<a href="{e(base)}/#/models/{e(model)}/versions/{e(version)}" target="_blank">v{e(version)}</a>'
+
+
+def _mlflow_base() -> str:
+    try:
+        from mlops_pack.hooks.mlflow import MlflowHook
+
+        return MlflowHook()._ui_base()
+    except Exception:  # noqa: BLE001 - a page must render without MLflow
+        return "http://127.0.0.1:5000"
+
+
+def _intervals(record: dict[str, Any]) -> str:
+    parts = []
+    for i in record.get("intervals") or []:
+        if isinstance(i, dict):
+            parts.append(f"{e(i.get('metric'))}: {e(_num(i.get('improvement')))} "
+                         f"[{e(_num(i.get('low')))}, {e(_num(i.get('high')))}] @{e(i.get('confidence'))}")
+    return "<br>".join(parts) or "-"
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
+
+
+def champion_section(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["promotions"]:
+        decision = str(r.get("decision", ""))
+        metrics = ", ".join(f"{e(k)}={e(_num(v))}" for k, v in (r.get("challenger_metrics") or {}).items())
+        rows.append(f"<tr><td>{e(r.get('decided_at'))}</td><td>{_mlflow_link(r.get('model', ''), r.get('version'))}"
+                    f"</td><td class=\"{e(decision)}\">{e(decision)}</td><td>{e(r.get('reason'))}</td>"
+                    f"<td>{_intervals(r)}</td><td>{metrics}</td><td>{e(r.get('champion_before') or '-')} &rarr; "
+                    f"{e(r.get('champion_after') or '-')}</td><td>{e(r.get('approved_by'))}</td>"
+                    f"<td>{e(r.get('dag_id'))}<br>{e(r.get('run_id'))}</td></tr>")
+    if not rows:
+        return '<h2>Champion history</h2><p class="empty">No promotion decision yet.</p>'
+    champion = next((r.get("champion_after") for r in reversed(data["promotions"]) if r.get("champion_after")), None)
+    head = ("<tr><th>decided at</th><th>version</th><th>decision</th><th>reason</th><th>CI of improvement</th>"
+            "<th>metrics</th><th>champion</th><th>by</th><th>run</th></tr>")
+    return (f"<h2>Champion history</h2><p>Current champion: <b>{e(champion or 'none')}</b></p>"
+            f"<table>{head}{''.join(rows)}</table>")
+
+
+def metrics_section(data: dict[str, Any]) -> str:
+    by_version: dict[str, dict[str, float]] = {}
+    for r in data["promotions"]:
+        for k, v in (r.get("challenger_metrics") or {}).items():
+            if isinstance(v, int | float):
+                by_version.setdefault(str(r.get("version")), {})[k] = float(v)
+    versions = sorted(by_version, key=lambda v: (len(v), v))
+    names = sorted({k for m in by_version.values() for k in m})
+    charts = [line_chart(f"{name} per version", [f"v{v}" for v in versions],
+                         {name: [by_version[v].get(name) for v in versions]}) for name in names]
+    return "<h2>Metrics per version (holdout)</h2>" + ("".join(charts) or '<p class="empty">No metrics yet.</p>')
+
+
+def drift_section(data: dict[str, Any]) -> str:
+    drift, pipeline = data["drift"], data["pipeline"]
+    threshold = next((d.get("threshold") for d in drift if isinstance(d.get("threshold"), int | float)), None)
+    chart = line_chart("drift share per report", [d["key"] for d in drift],
+                       {"share": [d.get("share") if isinstance(d.get("share"), int | float) else None
+                                  for d in drift]}, threshold=threshold)
+    rows = "".join(_drift_row(pipeline, d) for d in drift)
+    table = ("<table><tr><th>report</th><th>model version</th><th>drift share</th><th>drifted columns</th>"
+             f"<th>link</th></tr>{rows}</table>") if drift else ""
+    return f"<h2>Drift</h2>{chart}{table}"
+
+
+def _drift_row(pipeline: str, d: dict[str, Any]) -> str:
+    link = _file_link(pipeline, "reports/drift/" + str(d["key"]) + "/report.html", "report")
+    columns = ", ".join(map(str, d.get("drifted_columns") or [])) or "-"
+    css = "fail" if d.get("drift") else "ok"
+    return (f"<tr><td>{e(d['key'])}</td><td>{e(d.get('model_version'))}</td>"
+            f"<td class=\"{css}\">{e(_num(d.get('share')))}</td><td>{e(columns)}</td><td>{link}</td></tr>")
+
+
+def validation_section(data: dict[str, Any]) -> str:
+    pipeline, docs = data["pipeline"], data["docs"]
+    validated = data["validated"]
+    last = validated[-1] if validated else None
+    parts = ["<h2>Validation</h2>"]
+    if last:
+        key = str(last.get("partition", ""))
+        link = _file_link(pipeline, f"reports/datadocs/{key}/index.html", "Data Docs") if key in docs else ""
+        parts.append(f"<p>Last validated partition: <b>{e(key)}</b>, {e(last.get('rows'))} rows, version "
+                     f"{e(last.get('version'))}, written {e(last.get('written_at'))} {link}</p>")
+    else:
+        parts.append('<p class="empty">No validated partition yet.</p>')
+    quarantine = data["quarantine"]
+    parts.append(f"<p>Quarantined partitions: <b>{len(quarantine)}</b></p>")
+    if quarantine:
+        rows = []
+        for q in quarantine:
+            result = q["result"] or {}
+            failures = "; ".join(f"{e(f.get('expectation'))}({e(f.get('column'))})"
+                                 for f in result.get("failures") or [] if isinstance(f, dict))
+            docs_link = (_file_link(pipeline, f"reports/datadocs/{q['key']}/index.html", "Data Docs")
+                         if q["key"] in docs else "")
+            rows.append(f"<tr><td>{e(q['key'])}</td><td>{e(result.get('failed'))} of {e(result.get('evaluated'))}"
+                        f"</td><td>{failures or '-'}</td><td>"
+                        f"{_file_link(pipeline, 'quarantine/' + str(q['key']) + '/validation.json', 'validation.json')} "
+                        f"{docs_link}</td></tr>")
+        parts.append("<table><tr><th>partition</th><th>failed</th><th>expectations</th><th>links</th></tr>"
+                     f"{''.join(rows)}</table>")
+    return "".join(parts)
+
+
+def render(data: dict[str, Any]) -> str:
+    name = data["pipeline"]
+    body = "".join(section(data) for section in (champion_section, metrics_section, drift_section,
+                                                 validation_section))
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health: {e(name)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>Model health: {e(name)}</h1>{body}</body></html>")
+
+
+def render_index(pipelines: list[str]) -> str:
+    items = "".join(f'<li><a href="{e(settings.UI_PREFIX)}/health/{e(p)}">{e(p)}</a></li>' for p in pipelines)
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health</title><style>{STYLE}</style>"
+            f"</head><body><h1>Model health</h1><ul>{items or '<li>No pipeline yet.</li>'}</ul></body></html>")

@@ -1,0 +1,55 @@
+"""Small line charts as inline SVG, generated server-side with every label escaped (no JS, no images)."""
+
+from __future__ import annotations
+
+from html import escape
+
+WIDTH, HEIGHT, PAD = 560, 200, 40
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def line_chart(title: str, labels: list[str], series: dict[str, list[float | None]],
+               threshold: float | None = None) -> str:
+    """An SVG line chart of ``series`` (name -> values, one per label); ``None`` values are gaps."""
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if threshold is not None:
+        values.append(threshold)
+    if not labels or not values:
+        return f'<p class="empty">{escape(title)}: no data yet</p>'
+    low, high = min(values), max(values)
+    if high == low:
+        low, high = low - 1, high + 1
+
+    def x(i: int) -> float:
+        return PAD + (WIDTH - 2 * PAD) * (i / max(len(labels) - 1, 1))
+
+    def y(v: float) -> float:
+        return HEIGHT - PAD + (PAD * 2 - HEIGHT) * (v - low) / (high - low)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}" '
+             f'viewBox="0 0 {WIDTH} {HEIGHT}"><title>{escape(title)}</title>',
+             f'<text x="{PAD}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+             f'<text x="2" y="{y(high) + 4:.1f}" font-size="10">{_fmt(high)}</text>',
+             f'<text x="2" y="{y(low) + 4:.1f}" font-size="10">{_fmt(low)}</text>']
+    for i, label in enumerate(labels):
+        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 14}" font-size="9" text-anchor="middle">'
+                     f'{escape(str(label))}</text>')
+    if threshold is not None:
+        parts.append(f'<line x1="{PAD}" y1="{y(threshold):.1f}" x2="{WIDTH - PAD}" y2="{y(threshold):.1f}" '
+                     f'stroke="#d62728" stroke-dasharray="4 3"><title>threshold {_fmt(threshold)}</title></line>')
+    for n, (name, vs) in enumerate(series.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        points = [(x(i), y(v)) for i, v in enumerate(vs) if v is not None]
+        if len(points) > 1:
+            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        parts.extend(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"/>' for px, py in points)
+        parts.append(f'<text x="{PAD + 130 * n}" y="32" font-size="10" fill="{colour}">'
+                     f'{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"

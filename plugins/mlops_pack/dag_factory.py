@@ -145,6 +145,9 @@ def _monitor(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
               "Evidently drift of new predictions vs the champion's training data; signal drift.",
               params=params) as dag:
         current = PredictionsToCheckOperator(task_id="current_predictions", asset=assets.predictions, **common)
-        report = EvidentlyDriftOperator(task_id="drift_report", prediction_partitions=current.output, **common)
+        # One report per prediction partition (mapped): how the scheduler batched the predictions events
+        # into runs must not change which reports exist (docs/storage.md).
+        report = EvidentlyDriftOperator.partial(task_id="drift_report", **common).expand(
+            prediction_partitions=current.output)
         SignalDriftOperator(task_id="signal_drift", summary=report.output, asset=assets.drift, **common)
     return dag

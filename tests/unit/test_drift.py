@@ -31,3 +31,13 @@ def test_sample_frame_is_bounded_and_deterministic():
     assert sample_frame(frame, 5000) is frame
     first, again = sample_frame(frame, 100), sample_frame(frame, 100)
     assert len(first) == 100 and first.equals(again) and first.index.is_monotonic_increasing
+
+
+def test_the_strongest_drift_is_the_one_signalled():
+    from mlops_pack.core.drift import strongest_drift
+
+    quiet = {"drift": False, "share": 0.4, "partition": "a"}
+    mild = {"drift": True, "share": 0.5, "partition": "b"}
+    strong = {"drift": True, "share": 0.8, "partition": "c"}
+    assert strongest_drift([quiet, strong, mild])["partition"] == "c"
+    assert strongest_drift([quiet, {"drift": False, "share": 0.1}])["partition"] == "a"

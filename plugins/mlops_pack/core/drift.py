@@ -86,3 +86,11 @@ def summarise(report: dict[str, Any], share_threshold: float) -> dict[str, Any]:
         "drifted_columns": sorted(c for c, v in per_column.items() if v["drifted"]),
         "columns": per_column,
     }
+
+
+def strongest_drift(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary a monitor run signals: the drifted report with the highest share, else the highest
+    share overall (so the skip message names the closest call)."""
+    if not summaries:
+        raise ValueError("no drift summaries: nothing was checked")
+    return max(summaries, key=lambda s: (bool(s["drift"]), s["share"]))

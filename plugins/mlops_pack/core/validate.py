@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,8 @@ def validate_frame(df: pd.DataFrame, expectations: list[dict[str, Any]], suite_n
         return {"success": False, "evaluated": len(expectations), "failed": len(failures), "failures": failures,
                 "docs": None, "suite": suite_name}
 
+    # GX draws tqdm progress bars on stderr, which a task log records as ERROR lines: none in a task.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 

@@ -403,14 +403,15 @@ class MlflowHook(BaseHook):
                 dataset = mlflow.data.from_pandas(frame, source=manifest["uri"], targets=model.target,
                                                   name=f"{spec.name}-{context}", digest=manifest["version"])
                 mlflow.log_input(dataset, context=context)
-            info = mlflow.sklearn.log_model(
-                trained.pipeline, name="model",
-                signature=infer_signature(x_train.head(100), trained.pipeline.predict(x_train.head(100))),
-                input_example=x_train.head(3), registered_model_name=spec.name,
-                skops_trusted_types=trusted_types(trained.pipeline),
-                # Explicit requirements skip MLflow's slow import-capturing inference.
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-            )
+            with self._stderr_as_info():
+                info = mlflow.sklearn.log_model(
+                    trained.pipeline, name="model",
+                    signature=infer_signature(x_train.head(100), trained.pipeline.predict(x_train.head(100))),
+                    input_example=x_train.head(3), registered_model_name=spec.name,
+                    skops_trusted_types=trusted_types(trained.pipeline),
+                    # Explicit requirements skip MLflow's slow import-capturing inference.
+                    pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+                )
         version = str(info.registered_model_version)
         self.tag_version(spec.name, version, {
             "data_version": train_manifest["version"], "train_uri": train_manifest["uri"],
@@ -422,6 +423,22 @@ class MlflowHook(BaseHook):
                 "experiment_id": experiment_id, "data_version": train_manifest["version"],
                 "holdout_uri": holdout_manifest["uri"], "train_uri": train_manifest["uri"],
                 "metrics": {k: round(v, 6) for k, v in trained.metrics.items()}}
+
+    @contextmanager
+    def _stderr_as_info(self) -> Iterator[None]:
+        """MLflow prints registration news ("Created version '3' of model ...") straight to stderr,
+        which Airflow's task runner records as ERROR: capture it and log it at INFO instead."""
+        import contextlib
+        import io
+
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(captured):
+                yield
+        finally:
+            for line in captured.getvalue().splitlines():
+                if line.strip():
+                    self.log.info("MLflow: %s", line.strip())
 
     @staticmethod
     def _log_review_figures(trained: TrainedModel, spec: PipelineSpec) -> None:

@@ -52,7 +52,8 @@ class SignalDriftOperator(PipelineOperator):
 
     The cooldown is the spec's ``drift.cooldown_minutes``; its marker is ``state/drift_signal.json``.
 
-    :param summary: the drift report's summary (templated / XComArg).
+    :param summary: the drift report's summary, or the summaries of mapped reports (templated / XComArg);
+        the strongest drift decides and is the one signalled.
     :param asset: the pipeline's drift asset (also this task's outlet).
     """
 
@@ -64,8 +65,11 @@ class SignalDriftOperator(PipelineOperator):
 
     def execute(self, context: Context) -> dict:
         from mlops_pack.core.cooldown import claim
+        from mlops_pack.core.drift import strongest_drift
 
-        summary, cooldown = self.summary, self.spec.drift.cooldown_minutes
+        cooldown = self.spec.drift.cooldown_minutes
+        summaries = [self.summary] if isinstance(self.summary, dict) else list(self.summary)  # mapped reports
+        summary = strongest_drift(summaries)
         if not summary["drift"]:
             raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
         claimed = claim(self.storage.state("drift_signal.json"), cooldown)

@@ -223,7 +223,8 @@ def collect_summary(airflow: Airflow, home: Path) -> dict:
                 entry["triggered_by"] = sorted({e["name"] or e["uri"] for e in events["asset_events"]})
             runs.append(entry)
     data = home / "mlops-data" / PIPELINE
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never a registry URI set globally
     versions = sorted(client.search_model_versions(f"name='{PIPELINE}'"), key=lambda v: int(v.version))
     aliases = {a: str(client.get_model_version_by_alias(PIPELINE, a).version)
                for a in ("champion", "previous", "challenger") if _has_alias(client, a)}

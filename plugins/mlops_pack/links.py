@@ -102,27 +102,28 @@ def _validation_uri(ti_key: TaskInstanceKey, field: str) -> str:
     return ""
 
 
-class DataDocsLink(BaseOperatorLink):
+class _ValidationFileLink(BaseOperatorLink):
+    """A file named by a field of the task's ``validation`` XCom, served by the plugin app."""
+
+    field = ""
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        try:
+            uri = _validation_uri(ti_key, self.field)
+            return storage_url(uri, operator) if uri else ""
+        except Exception:  # noqa: BLE001 - a link must never fail the task
+            return ""
+
+
+class DataDocsLink(_ValidationFileLink):
     """The Great Expectations Data Docs of the task's validation, served by the plugin app."""
 
     name = "Data Docs"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            uri = _validation_uri(ti_key, "docs_uri")
-            return storage_url(uri, operator) if uri else ""
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    field = "docs_uri"
 
 
-class QuarantineLink(BaseOperatorLink):
+class QuarantineLink(_ValidationFileLink):
     """The ``validation.json`` of a partition the task quarantined, served by the plugin app."""
 
     name = "Quarantine"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            uri = _validation_uri(ti_key, "quarantine_uri")
-            return storage_url(uri, operator) if uri else ""
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    field = "quarantine_uri"

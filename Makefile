@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.9.30
 
-.PHONY: install demo test lint ui lock bench clean
+.PHONY: install demo test lint ui lock bench clean stack stack-down
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -13,6 +13,7 @@ $(PY):
 install: $(PY)
 	$(VENV)/bin/uv pip sync --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --python $(PY) --no-deps -e .
+	rm -rf plugins/*.egg-info  # a setuptools build left one: a second airflow-mlops-pack on sys.path
 
 # Closed retrain loop on the embedded default (SQLite, LocalExecutor, local MLflow, demo site).
 demo: install
@@ -34,11 +35,20 @@ ui:
 	AIRFLOW_HOME=$(CURDIR)/demo_home AIRFLOW__MLOPS__MLFLOW_UI_URL=http://127.0.0.1:$(MLFLOW_UI_PORT) \
 		PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
 
+# Every extra (celery, postgres, amazon, dev) is locked: the demo, tests and native stack use them all.
 lock: $(PY)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
 
 bench: install
 	$(PY) bench/dag_parse.py
 
 clean:
-	rm -rf demo_home build *.egg-info
+	rm -rf demo_home build dist *.egg-info plugins/*.egg-info
+
+# The production shape as processes on this machine (docs/deploy.md): Airflow on the local PostgreSQL
+# and Redis with CeleryExecutor and two workers, MLflow server with S3 artifacts, S3 on moto (loopback).
+stack: install
+	$(PY) deploy/stack.py up --home stack_home
+
+stack-down:
+	$(PY) deploy/stack.py down --home stack_home

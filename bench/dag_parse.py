@@ -75,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
+    # dags/ reads this checkout's specs (the pack's default is $AIRFLOW_HOME/pipelines)
+    os.environ.setdefault("AIRFLOW__MLOPS__PIPELINES_DIR", str(REPO / "include" / "pipelines"))
     with tempfile.TemporaryDirectory() as tmp:
         for dag_file in sorted((REPO / "dags").glob("*.py")):
             shapes = dag_shapes(dag_file)

@@ -25,6 +25,7 @@ os.environ.update({
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
+    "AIRFLOW__MLOPS__PIPELINES_DIR": str(REPO / "include" / "pipelines"),  # the default is $AIRFLOW_HOME/pipelines
     "AIRFLOW__MLOPS__STORAGE_ROOT": f"file://{HOME / 'data'}",
     "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{HOME / 'mlflow.db'}",
     "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",

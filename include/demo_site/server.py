@@ -121,10 +121,11 @@ def make_handler(site: DemoSite) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(port: int = 0, state: SiteState | None = None) -> tuple[ThreadingHTTPServer, DemoSite]:
+def serve(port: int = 0, state: SiteState | None = None,
+          host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, DemoSite]:
     """Start the site in a daemon thread; returns the server (``server_address`` has the port)."""
     site = DemoSite(state or SiteState())
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(site))
+    server = ThreadingHTTPServer((host, port), make_handler(site))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name="demo-site").start()
     return server, site
@@ -132,13 +133,14 @@ def serve(port: int = 0, state: SiteState | None = None) -> tuple[ThreadingHTTPS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container (docker-compose.yml)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--day", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--records", type=int, default=2000)
     args = parser.parse_args()
-    server, _ = serve(args.port, SiteState(seed=args.seed, day=args.day, records_per_day=args.records))
-    print(f"demo site on http://127.0.0.1:{server.server_address[1]}/listings", flush=True)
+    server, _ = serve(args.port, SiteState(seed=args.seed, day=args.day, records_per_day=args.records), args.host)
+    print(f"demo site on http://{args.host}:{server.server_address[1]}/listings", flush=True)
     threading.Event().wait()
 
 

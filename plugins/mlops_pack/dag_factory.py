@@ -1,5 +1,7 @@
 """Turn one pipeline spec into its DAGs: ``<name>__ingest``, ``__train``, ``__score``, ``__monitor``
-and ``__rollback``.
+and ``__rollback`` (plus ``__champion_watch`` when the spec's ``events.champion_poll_seconds`` is set).
+The ingest task follows ``source.kind``; the spec's ``events`` add queue watchers and upstream assets
+to the ingest schedule (docs/ingestion.md).
 
 Runs at every DAG parse, so it imports only Airflow's SDK and the pack's light modules; operators
 import their heavy libraries inside execute(). A bad spec raises SpecError, which Airflow shows as
@@ -45,6 +47,8 @@ def build_dags(path: str | Path) -> dict[str, DAG]:
     common = {"spec_path": str(Path(path).resolve())}
     dags = [_ingest(spec, assets, common), _train(spec, assets, common), _score(spec, assets, common),
             _monitor(spec, assets, common), _rollback(spec, assets, common)]
+    if spec.events.champion_poll_seconds:
+        dags.append(_champion_watch(spec, assets, common))
     return {d.dag_id: d for d in dags}
 
 
@@ -70,9 +74,10 @@ def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     params = {"partition": Param(None, type=["null", "string"],
                                  description="Data key of this run (e.g. 2026-11-02) when it has no logical date "
                                  "and the spec has no partition.column; see docs/storage.md")}
-    with _dag(spec, "ingest", schedule, "scrape the source, validate, publish the validated partitions.",
-              params=params, max_active_runs=1) as dag:
-        scrape = WebScrapeOperator(task_id="scrape", **common)
+    schedule = _with_events(spec, schedule)
+    with _dag(spec, "ingest", schedule, f"read the {spec.source.kind} source, validate, publish the validated "
+              "partitions.", params=params, max_active_runs=1) as dag:
+        scrape = _ingest_task(spec, common)
         GXValidateOperator(task_id="validate", raw_partitions=scrape.output["partitions"],
                            outlets=[assets.validated], **common)
         if spec.schedule.wait_for_change:
@@ -85,15 +90,84 @@ def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     return dag
 
 
+def _ingest_task(spec: PipelineSpec, common: dict) -> Any:
+    """The task that reads the spec's source into raw partitions: the operator follows ``source.kind``."""
+    if spec.source.kind == "files":
+        from mlops_pack.operators.table_source import FileIngestOperator
+
+        return FileIngestOperator(task_id="read_files", **common)
+    if spec.source.kind == "sql":
+        from mlops_pack.operators.table_source import SqlIngestOperator
+
+        return SqlIngestOperator(task_id="query", **common)
+    return WebScrapeOperator(task_id="scrape", **common)
+
+
+def inbox_asset(spec: PipelineSpec) -> Any:
+    """``<name>.inbox``: the asset whose events start ingest, watched on the spec's queues (docs/ingestion.md)."""
+    from airflow.sdk import Asset, AssetWatcher
+
+    from mlops_pack.triggers.queue import QueueMessageTrigger
+
+    watchers = [AssetWatcher(name=f"{spec.name}_queue_{i}", trigger=QueueMessageTrigger(
+        scheme=q.scheme, queue=q.queue, conn_id=q.conn_id, poll_interval=q.poll_seconds))
+        for i, q in enumerate(spec.events.queues)]
+    return Asset(name=f"{spec.name}.inbox", uri=f"mlops://{spec.name}/inbox", group="mlops", watchers=watchers)
+
+
+def _with_events(spec: PipelineSpec, timetable: Any) -> Any:
+    """The ingest schedule: the cron, or-ed with the inbox asset (queues, REST events) and upstream assets."""
+    from airflow.sdk import Asset, AssetAny, AssetOrTimeSchedule
+
+    events = spec.events
+    triggers = [inbox_asset(spec)] if events.queues or events.inbox else []
+    triggers += [Asset(name=u.name, uri=u.uri or u.name) for u in events.upstream_assets]
+    if not triggers:
+        return timetable
+    condition = AssetAny(*triggers) if len(triggers) > 1 else triggers[0]
+    return AssetOrTimeSchedule(timetable=timetable, assets=condition) if timetable is not None else condition
+
+
+def _champion_watch(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    """``<name>__champion_watch``: a hand move of ``@champion`` is recorded and re-scores (docs/ingestion.md)."""
+    from airflow.sdk import Asset, AssetWatcher
+
+    from mlops_pack.operators.champion_sync import ChampionSyncOperator
+    from mlops_pack.triggers.registry import ChampionAliasTrigger
+
+    registry = Asset(name=f"{spec.name}.registry", uri=f"mlops://{spec.name}/registry", group="mlops",
+                     watchers=[AssetWatcher(name=f"{spec.name}_champion_alias", trigger=ChampionAliasTrigger(
+                         model=spec.name, poll_interval=spec.events.champion_poll_seconds))])
+    pool = {"pool": spec.promotion.pool} if spec.promotion.pool else {}
+    with _dag(spec, "champion_watch", registry, "record a @champion moved outside the pack, re-score with it.",
+              max_active_runs=1) as dag:
+        ChampionSyncOperator(task_id="sync_champion", outlets=[assets.champion], **pool, **common)
+    return dag
+
+
+def _train_schedule(spec: PipelineSpec, assets: PipelineAssets) -> Any:
+    """The train DAG's schedule from ``retrain``: validated data (always: it trains the first model; once a
+    champion exists the train task applies retrain.triggers), drift events if ``drift`` is on, and the cron if
+    ``schedule`` is on."""
+    condition = assets.validated | assets.drift if "drift" in spec.retrain.triggers else assets.validated
+    if "schedule" in spec.retrain.triggers and spec.retrain.cron:
+        from airflow.sdk import AssetOrTimeSchedule
+
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.retrain.cron, timezone="UTC"),
+                                   assets=condition)
+    return condition
+
+
 def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     params = {"window_partitions": Param(spec.model.window_partitions, type="integer", minimum=1,
                                          description="How many of the latest validated partitions to train on")}
     policy = spec.promotion
     registry = {"pool": policy.pool} if policy.pool else {}
-    with _dag(spec, "train", assets.validated | assets.drift,
+    with _dag(spec, "train", _train_schedule(spec, assets),
               "train a challenger, judge it against the champion, promote it if it wins.",
               params=params, max_active_runs=1) as dag:
-        train = MlflowTrainOperator(task_id="train", window_partitions="{{ params.window_partitions }}", **common)
+        train = MlflowTrainOperator(task_id="train", window_partitions="{{ params.window_partitions }}",
+                                    queue=settings.training_queue(), **common)
         version = "{{ ti.xcom_pull(task_ids='train')['version'] }}"
         if policy.require_approval:
             from mlops_pack.operators.approval import (

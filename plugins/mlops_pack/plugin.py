@@ -2,6 +2,11 @@
 
 Workers and the DAG processor load plugins too, so the FastAPI app (``mlops_pack.ui.app``, ~1 s of
 imports) is built only when the api-server reads ``fastapi_apps``.
+
+Registered once, by the ``airflow.plugins`` entry point of the installed package. Airflow reports any
+second registration as a plugin import error, so nothing else may load it: ``plugins/.airflowignore``
+keeps a plugins-folder scan of this checkout out of the package, provider.py declares no ``plugins``,
+and the build writes no ``*.egg-info`` beside the package (a second distribution on sys.path).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from mlops_pack import __version__
 
 
 def get_provider_info() -> dict:
+    # No "plugins" key: the airflow.plugins entry point registers MlopsPackPlugin, and a provider-declared
+    # plugin would be a second registration (a plugin import error in the UI).
     return {
         "package-name": "airflow-mlops-pack",
         "name": "MLOps pack",

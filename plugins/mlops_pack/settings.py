@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def _conf(key: str, fallback: str) -> str:
     from airflow.sdk import conf
@@ -19,8 +17,13 @@ def airflow_home() -> Path:
 
 
 def pipelines_dir() -> Path:
-    """Folder holding the pipeline specs (``include/pipelines`` of this checkout by default)."""
-    return Path(_conf("pipelines_dir", str(REPO_ROOT / "include" / "pipelines")))
+    """Folder holding the pipeline specs (``[mlops] pipelines_dir``, default ``$AIRFLOW_HOME/pipelines``).
+
+    The default depends on Airflow's home only, not on where the package is installed: a wheel in
+    site-packages has no checkout around it. This repository's demo and tests point it at
+    ``include/pipelines``.
+    """
+    return Path(_conf("pipelines_dir", str(airflow_home() / "pipelines")))
 
 
 def storage_root() -> str:
@@ -30,6 +33,14 @@ def storage_root() -> str:
 
 def storage_conn_id() -> str | None:
     return _conf("storage_conn_id", "") or None
+
+
+def training_queue() -> str:
+    """Executor queue of the train task (``[mlops] training_queue``): with CeleryExecutor, the queue
+    only the workers sized for training listen on; default ``[operators] default_queue``."""
+    from airflow.sdk import conf
+
+    return _conf("training_queue", "") or conf.get("operators", "default_queue", fallback="default")
 
 
 def default_tracking_uri() -> str:

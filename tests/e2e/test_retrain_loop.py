@@ -46,9 +46,18 @@ def test_drift_event_triggered_a_retrain_through_the_scheduler(summary):
     assert drift_runs, summary["monitor_runs"]
     assert {"area_m2", "distance_km"} <= set(drift_runs[0]["drifted_columns"])
     retrains = [r for r in summary["runs"] if r["dag_id"] == "listings__train" and
-                "listings.drift" in r.get("triggered_by", [])]
-    assert len(retrains) == 1  # the cooldown stops a retrain storm
+                "listings.drift" in r.get("triggered_by", []) and r["train_state"] == "success"]
+    assert len(retrains) == 1  # the cooldown stops a retrain storm, the policy a retrain on trained data
     assert retrains[0]["run_type"] == "asset_triggered"
+    shifted = next(v for v in summary["model_versions"] if v["version"] == "2")
+    assert shifted["data_partitions"].endswith("2026-11-03")  # the drift retrain holds the drifted day
+
+
+def test_new_data_alone_does_not_retrain_under_the_demos_policy(summary):
+    by_validated = [r for r in summary["runs"] if r["dag_id"] == "listings__train" and
+                    r.get("triggered_by") == ["listings.validated"]]
+    assert [r["train_state"] for r in by_validated][1:] and all(
+        r["train_state"] == "skipped" for r in by_validated[1:]), by_validated  # the first one trains v1
 
 
 def test_clean_days_report_no_drift(summary):
@@ -66,7 +75,7 @@ def test_champion_history_matches_the_registry(summary):
         champion = record["champion_after"]
         assert record["reason"]
     assert summary["aliases"]["champion"] == champion
-    trains = [r for r in summary["runs"] if r["dag_id"] == "listings__train"]
+    trains = [r for r in summary["runs"] if r["dag_id"] == "listings__train" and r["train_state"] == "success"]
     assert len(history) == len(trains)
     tags = {v["version"]: v["decision"] for v in summary["model_versions"]}
     assert tags == {r["version"]: r["decision"] for r in history}

@@ -32,3 +32,54 @@ def test_trusted_types_and_the_model_dump_log_no_deprecation_warning():
     assert "TYPES" in out.stdout
     flood = [line for line in (out.stdout + out.stderr).splitlines() if "deprecated" in line.lower()]
     assert flood == [], f"{len(flood)} deprecation lines, e.g. {flood[:3]}"
+
+
+FAILING_DAG = """# airflow dag file
+import datetime as dt
+from airflow.sdk import DAG, task
+from mlops_pack.notifications import PipelineAlertNotifier
+
+with DAG("failing__probe", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+         default_args={{"retries": 0, "on_failure_callback": [PipelineAlertNotifier(spec_path={spec!r})]}}) as dag:
+
+    @task
+    def train():
+        raise ValueError("training set 2026-11-09 has no 'price' column")
+
+    train()
+"""
+
+
+def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path, capfd):
+    """What follows a task's error (Airflow's post-execute lines, the pack's failure alert, here with both
+    channels down and logging why) leaves the error within the task log's last 20 lines."""
+    import json
+    import os
+    import runpy
+
+    from tests.conftest import DAGS, free_port, write_spec
+
+    os.environ["AIRFLOW_CONN_DOWN_SMTP"] = json.dumps({"conn_type": "smtp", "host": "127.0.0.1",
+                                                       "port": free_port(), "extra": {"timeout": 2}})
+    os.environ["AIRFLOW_CONN_DOWN_HOOK"] = json.dumps({"conn_type": "http",
+                                                       "host": f"http://127.0.0.1:{free_port()}/hook"})
+    spec = write_spec(tmp_path, "http://127.0.0.1:9", name="failing")
+    spec.write_text(spec.read_text() + "\nalerts:\n  smtp_conn_id: down_smtp\n  recipients: [ops@example.test]\n"
+                    "  webhook_conn_id: down_hook\n")
+    path = DAGS / "failing_probe.py"
+    path.write_text(FAILING_DAG.format(spec=str(spec)))
+    try:
+        dag = runpy.run_path(str(path))["dag"]
+        capfd.readouterr()
+        run = dag.test()
+    finally:
+        path.unlink()
+    out = capfd.readouterr()
+    assert run.state == "failed"
+    lines = (out.out + out.err).splitlines()
+    start = next(i for i, line in enumerate(lines) if "[DAG TEST] running task" in line and ".train " in line)
+    end = next(i for i, line in enumerate(lines) if "[DAG TEST] end task" in line and "task_id=train" in line)
+    task_log = lines[start + 1:end]
+    assert any("ALERT not delivered" in line for line in task_log)  # the alert ran, and logged, after the error
+    tail = "\n".join(task_log[-20:])
+    assert "ValueError: training set 2026-11-09 has no 'price' column" in tail, "\n".join(task_log[-40:])

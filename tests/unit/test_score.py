@@ -107,3 +107,85 @@ def test_lineage_is_stored_once_per_file_not_once_per_row(tmp_path, model):
     score_parquet(model, partition(tmp_path), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
     schema = pq.read_schema(out.path)
     assert all(pa.types.is_dictionary(schema.field(name).type) for name in LINEAGE)
+
+
+def _classifier_partition(tmp_path, rows: int = 300) -> tuple[ObjectStoragePath, pd.DataFrame]:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"listing_id": [f"id{i}" for i in range(rows)], "area": rng.uniform(10, 100, rows),
+                          "rooms": rng.integers(1, 5, rows).astype(float)})
+    path = ObjectStoragePath(f"file://{tmp_path}/validated/classes.parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh, row_group_size=64)
+    return path, frame
+
+
+def _size_classifier(max_iter: int = 30):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame({"area": rng.uniform(10, 100, 600), "rooms": rng.integers(1, 5, 600).astype(float)})
+    labels = np.where(x["area"] < 40, "small", np.where(x["area"] < 70, "medium", "large"))
+    return HistGradientBoostingClassifier(max_iter=max_iter, random_state=0).fit(x, labels)
+
+
+def test_a_classifier_writes_its_label_and_one_probability_column_per_class(tmp_path):
+    model = _size_classifier()
+    source, original = _classifier_partition(tmp_path)
+    out = target(tmp_path)
+    score_parquet(model, source, out, ["area", "rooms"], LINEAGE, chunk_rows=64, keep=["listing_id"])
+    scored = pd.read_parquet(out.path)
+    probas = [f"proba_{c}" for c in model.classes_]
+    assert probas == ["proba_large", "proba_medium", "proba_small"]
+    assert list(scored.columns) == ["listing_id", "area", "rooms", "prediction", *probas, *LINEAGE]
+    features = original[["area", "rooms"]]
+    assert scored["prediction"].tolist() == model.predict(features).tolist()  # labels, not probabilities
+    np.testing.assert_allclose(scored[probas].to_numpy(), model.predict_proba(features))
+    np.testing.assert_allclose(scored[probas].sum(axis=1), 1.0)
+    # the label is the most probable class on every row (chunking did not shift rows)
+    assert (scored[probas].to_numpy().argmax(axis=1) == pd.Categorical(
+        scored["prediction"], categories=model.classes_).codes).all()
+
+
+def test_a_classifier_pipeline_gives_probabilities_and_a_regressor_none(tmp_path, model):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    source, original = _classifier_partition(tmp_path, rows=100)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        original[["area", "rooms"]], (original["area"] > 50).astype(int))
+    out = target(tmp_path)
+    score_parquet(pipeline, source, out, ["area", "rooms"], LINEAGE, chunk_rows=64)
+    scored = pd.read_parquet(out.path)
+    assert {"proba_0", "proba_1"} <= set(scored.columns)
+    np.testing.assert_allclose(scored["proba_1"], pipeline.predict_proba(original[["area", "rooms"]])[:, 1])
+    score_parquet(model, source, out, ["area", "rooms"], LINEAGE, chunk_rows=64)
+    assert not [c for c in pd.read_parquet(out.path).columns if "proba" in c]
+
+
+def test_a_shadow_model_scores_the_same_rows_into_shadow_columns(tmp_path):
+    champion, challenger = _size_classifier(max_iter=30), _size_classifier(max_iter=3)
+    source, original = _classifier_partition(tmp_path)
+    out = target(tmp_path)
+    lineage = {**LINEAGE, "shadow_model_version": "8"}
+    rows = score_parquet(champion, source, out, ["area", "rooms"], lineage, chunk_rows=64, keep=["listing_id"],
+                         shadow=challenger)
+    scored = pd.read_parquet(out.path)
+    features = original[["area", "rooms"]]
+    assert rows == len(scored) == len(original)
+    assert scored["prediction"].tolist() == champion.predict(features).tolist()
+    assert scored["shadow_prediction"].tolist() == challenger.predict(features).tolist()
+    shadow_probas = [f"shadow_proba_{c}" for c in challenger.classes_]
+    np.testing.assert_allclose(scored[shadow_probas].to_numpy(), challenger.predict_proba(features))
+    assert (scored["shadow_model_version"] == "8").all()
+
+
+def test_an_input_column_named_like_an_output_column_is_refused(tmp_path, model):
+    source = ObjectStoragePath(f"file://{tmp_path}/validated/clash.parquet")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("wb") as fh:
+        pq.write_table(pa.table({"area": [1.0], "rooms": [1.0], "prediction": [0.0]}), fh)
+    with pytest.raises(ScoringError, match=r"\['prediction'\] would appear twice"):
+        score_parquet(model, source, target(tmp_path), ["area", "rooms"], LINEAGE, chunk_rows=100,
+                      keep=["prediction"])

@@ -36,9 +36,23 @@ def review_figures(pipeline: Any, holdout: pd.DataFrame, model: ModelSpec) -> di
         ax.set(xlabel="predicted", ylabel="residual (actual - predicted)", title="Residuals on the holdout")
         figures["residuals.png"] = fig
     else:
-        figures["confusion_matrix.png"] = ConfusionMatrixDisplay.from_estimator(pipeline, x, y).figure_
-        if y.nunique() == 2 and hasattr(pipeline, "predict_proba"):
-            figures["roc.png"] = RocCurveDisplay.from_estimator(pipeline, x, y).figure_
+        labels = sorted(set(y) | set(pipeline.predict(x)), key=str)
+        fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2.5))
+        ConfusionMatrixDisplay.from_estimator(pipeline, x, y, labels=labels, ax=ax, xticks_rotation=45,
+                                              colorbar=False)
+        figures["confusion_matrix.png"] = fig
+        if hasattr(pipeline, "predict_proba") and y.nunique() >= 2:
+            # Binary: the ROC of the second class; multiclass: one curve per class against the rest.
+            classes = list(pipeline.classes_)
+            proba = pipeline.predict_proba(x)
+            fig, ax = plt.subplots(figsize=(6, 5))
+            shown = classes[1:] if len(classes) == 2 else classes
+            for cls in shown:
+                if (y == cls).any() and not (y == cls).all():
+                    RocCurveDisplay.from_predictions(y == cls, proba[:, classes.index(cls)], ax=ax,
+                                                     name=f"{cls} vs rest" if len(classes) > 2 else str(cls))
+            ax.set_title("ROC on the holdout" + (" (one-vs-rest)" if len(classes) > 2 else ""))
+            figures["roc.png"] = fig
     for fig in figures.values():
         fig.tight_layout()
     return figures

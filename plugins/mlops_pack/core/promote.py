@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from mlops_pack.core.metrics import Predictions
     from mlops_pack.core.spec import PromotionSpec
 
 
@@ -32,30 +33,18 @@ class GateResult:
         return {**asdict(self), "decision": "promoted" if self.promote else "rejected"}
 
 
-def metric_samples(metric: str, y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``metric`` on each row of index matrix ``idx`` (shape resamples x n); one value per resample."""
-    import numpy as np
+def metric_samples(metric: str, y: np.ndarray, pred: Predictions | np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``metric`` on each row of index matrix ``idx`` (shape resamples x n); one value per resample.
+    Each metric gets what it needs from ``pred`` (labels, values or class probabilities; core/metrics.py)."""
+    from mlops_pack.core.metrics import samples
 
-    yt, yp = y[idx], pred[idx]
-    if metric == "rmse":
-        return np.sqrt(np.mean((yt - yp) ** 2, axis=1))
-    if metric == "mae":
-        return np.mean(np.abs(yt - yp), axis=1)
-    if metric == "r2":
-        total = np.sum((yt - yt.mean(axis=1, keepdims=True)) ** 2, axis=1)
-        return 1 - np.sum((yt - yp) ** 2, axis=1) / np.where(total == 0, np.nan, total)
-    if metric == "accuracy":
-        return np.mean(yt == yp, axis=1)
-    from sklearn import metrics as m
-
-    score = {"f1": lambda a, b: m.f1_score(a, b, average="macro"), "roc_auc": m.roc_auc_score}[metric]
-    return np.array([score(a, b) for a, b in zip(yt, yp, strict=True)])
+    return samples(metric, y, pred, idx)
 
 
-def point(metric: str, y: np.ndarray, pred: np.ndarray) -> float:
-    import numpy as np
+def point(metric: str, y: np.ndarray, pred: Predictions | np.ndarray) -> float:
+    from mlops_pack.core.metrics import compute
 
-    return float(metric_samples(metric, y, pred, np.arange(len(y))[None, :])[0])
+    return compute(metric, y, pred)
 
 
 def value_failures(metrics: dict[str, float], policy: PromotionSpec) -> list[str]:
@@ -104,7 +93,7 @@ def slice_regressions(slices: pd.DataFrame | None, y, challenger, champion, poli
             rows = np.flatnonzero(values == value)
             if len(rows) < policy.min_slice_rows:
                 continue
-            old, new = point(metric, y[rows], champion[rows]), point(metric, y[rows], challenger[rows])
+            old, new = point(metric, y[rows], champion.take(rows)), point(metric, y[rows], challenger.take(rows))
             if sign * (new - old) < -policy.slice_tolerance * abs(old):
                 failed.append({"slice": f"{column}={value}", "rows": int(len(rows)), "metric": metric,
                                "champion": old, "challenger": new})
@@ -112,10 +101,13 @@ def slice_regressions(slices: pd.DataFrame | None, y, challenger, champion, poli
 
 
 def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame | None = None) -> GateResult:
-    """The gate's decision for predictions ``challenger`` vs ``champion`` (None: first model) on ``y``."""
+    """The gate's decision for predictions ``challenger`` vs ``champion`` (None: first model) on ``y``.
+
+    Predictions are arrays of values or labels, or ``Predictions`` carrying class probabilities too
+    (needed by ``roc_auc`` and ``log_loss``)."""
     import numpy as np
 
-    y, challenger = np.asarray(y), np.asarray(challenger)
+    y, challenger = np.asarray(y), _as_predictions(challenger)
     n = len(y)
     new_metrics = {m: point(m, y, challenger) for m in policy.metrics}
     if n < policy.min_holdout_rows:
@@ -127,7 +119,7 @@ def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame |
     if champion is None:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in new_metrics.items())
         return GateResult(True, f"first model: passes value thresholds ({shown})", n, new_metrics)
-    champion = np.asarray(champion)
+    champion = _as_predictions(champion)
     old_metrics = {m: point(m, y, champion) for m in policy.metrics}
     gated = [m for m, rule in policy.metrics.items() if rule.has_change_threshold] or [policy.primary]
     intervals = [bootstrap_interval(m, y, challenger, champion, policy) for m in gated]
@@ -141,6 +133,14 @@ def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame |
         return GateResult(False, f"slice regression beyond {policy.slice_tolerance:.0%}: {worst}", n, new_metrics,
                           old_metrics, intervals, slices_failed)
     return GateResult(True, f"better: {text}", n, new_metrics, old_metrics, intervals)
+
+
+def _as_predictions(pred: Any) -> Predictions:
+    import numpy as np
+
+    from mlops_pack.core.metrics import Predictions
+
+    return pred if isinstance(pred, Predictions) else Predictions(np.asarray(pred))
 
 
 def _describe(i: dict[str, Any]) -> str:

@@ -25,11 +25,14 @@ class ScoringError(RuntimeError):
 
 
 def score_parquet(model: Any, source, target, features: list[str], lineage: dict[str, str], *,
-                  chunk_rows: int, keep: list[str] | None = None) -> int:
+                  chunk_rows: int, keep: list[str] | None = None, shadow: Any = None) -> int:
     """Predict every row of Parquet ``source`` into Parquet ``target``; returns the rows written.
 
     ``lineage`` (model name, version, scoring run id) becomes constant columns of every row; ``keep``
     names input columns copied beside the prediction (the key, the features for drift checks).
+    A classifier with ``predict_proba`` adds one ``proba_<class>`` column per class beside its
+    label. ``shadow``, a second model (the challenger), is run on the same chunks into
+    ``shadow_prediction`` (and ``shadow_proba_<class>``): one read of the data for both models.
     ``target`` appears only when complete (core.storage.atomic_writer).
     """
     import pyarrow as pa
@@ -38,6 +41,7 @@ def score_parquet(model: Any, source, target, features: list[str], lineage: dict
     from mlops_pack.core.storage import atomic_writer
 
     keep = list(dict.fromkeys([*(keep or []), *features]))
+    models = [("", model)] + ([("shadow_", shadow)] if shadow is not None else [])
     with source.open("rb") as src, atomic_writer(target) as dst:
         try:
             reader = pq.ParquetFile(src)
@@ -46,35 +50,65 @@ def score_parquet(model: Any, source, target, features: list[str], lineage: dict
         missing = [c for c in keep if c not in reader.schema_arrow.names]
         if missing:
             raise ScoringError(f"{source} lacks column(s) {missing} the model needs")
-        writer = _Writer(dst, _output_schema(reader.schema_arrow, keep, lineage))
+        schema = _output_schema(reader.schema_arrow, keep, lineage, models)
+        writer = _Writer(dst, schema)
         rows = 0
         try:
             for batch in _read_ahead(reader.iter_batches(batch_size=chunk_rows, columns=keep)):
-                prediction = model.predict(batch.select(features).to_pandas())
-                writer.put(_with_predictions(batch, prediction, lineage, writer.schema))
+                frame = batch.select(features).to_pandas()
+                predicted = [column for prefix, m in models for column in _predict(m, frame, prefix)]
+                writer.put(_with_predictions(batch, predicted, lineage))
                 rows += batch.num_rows
         finally:
             writer.close()
     return rows
 
 
-def _output_schema(source_schema, keep: list[str], lineage: dict[str, str]):
-    import pyarrow as pa
+def _classes(model: Any) -> list | None:
+    """The classes of a classifier that gives probabilities (a Pipeline's are its final step's)."""
+    if not hasattr(model, "predict_proba"):  # a Pipeline answers for its final step
+        return None
+    classes = getattr(model, "classes_", None)
+    return None if classes is None else list(classes)
 
-    fields = [source_schema.field(c) for c in keep] + [pa.field("prediction", pa.float64())]
-    return pa.schema(fields + [pa.field(name, pa.dictionary(pa.int32(), pa.string())) for name in lineage])
 
-
-def _with_predictions(batch, prediction, lineage: dict[str, str], schema):
-    """The output batch: kept columns as read, the prediction, the lineage as one-value dictionaries."""
+def _predict(model: Any, frame, prefix: str) -> list[tuple[str, Any]]:
+    """``<prefix>prediction`` (the model's own ``predict``) and, for a classifier, ``<prefix>proba_<class>``."""
     import numpy as np
     import pyarrow as pa
 
-    predicted = pa.array(np.asarray(prediction))  # a regressor's floats or a classifier's labels, as they come
+    columns = [(f"{prefix}prediction", pa.array(np.asarray(model.predict(frame))))]
+    classes = _classes(model)
+    if classes is not None:
+        proba = np.ascontiguousarray(np.asarray(model.predict_proba(frame), dtype=np.float64).T)
+        columns += [(f"{prefix}proba_{c}", pa.array(proba[i])) for i, c in enumerate(classes)]
+    return columns
+
+
+def _output_schema(source_schema, keep: list[str], lineage: dict[str, str], models: list[tuple[str, Any]]):
+    """The planned output schema (used as is when there are no rows; the first batch's otherwise)."""
+    import pyarrow as pa
+
+    fields = [source_schema.field(c) for c in keep]
+    for prefix, model in models:
+        fields.append(pa.field(f"{prefix}prediction", pa.float64()))
+        fields += [pa.field(f"{prefix}proba_{c}", pa.float64()) for c in _classes(model) or []]
+    fields += [pa.field(name, pa.dictionary(pa.int32(), pa.string())) for name in lineage]
+    clashes = sorted({f.name for f in fields if [g.name for g in fields].count(f.name) > 1})
+    if clashes:
+        raise ScoringError(f"output column(s) {clashes} would appear twice: rename the input column(s)")
+    return pa.schema(fields)
+
+
+def _with_predictions(batch, predicted: list[tuple[str, Any]], lineage: dict[str, str]):
+    """The output batch: kept columns as read, the predictions, the lineage as one-value dictionaries."""
+    import numpy as np
+    import pyarrow as pa
+
     indices = pa.array(np.zeros(batch.num_rows, dtype=np.int32))
-    columns = [*batch.columns, predicted]
+    columns = [*batch.columns, *(array for _, array in predicted)]
     columns += [pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string())) for value in lineage.values()]
-    names = [*batch.schema.names, "prediction", *lineage]
+    names = [*batch.schema.names, *(name for name, _ in predicted), *lineage]
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 

@@ -10,10 +10,21 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlops_pack.core.metrics import METRICS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -32,8 +43,10 @@ class FieldSpec(_Strict):
 
 
 class SourceSpec(_Strict):
-    """Where and how to crawl. Defaults are polite and safe; docs/ingestion.md explains each group."""
+    """Where and how to crawl (``kind: scrape``, the default). Defaults are polite and safe;
+    docs/ingestion.md explains each group."""
 
+    kind: Literal["scrape"] = "scrape"
     # what to crawl
     start_urls: list[str] = Field(min_length=1)
     sitemaps: list[str] = Field(default_factory=list, description="sitemap.xml URLs whose <loc> pages are crawled")
@@ -107,6 +120,130 @@ class SourceSpec(_Strict):
         return self
 
 
+class ColumnSpec(_Strict):
+    """A column of a file or SQL source: its type and, when it differs, its name in the file or table."""
+
+    type: Literal["string", "number", "integer", "date"] = "string"
+    column: str | None = Field(default=None, description="name in the file or query result; default: the key")
+
+
+class _TableSource(_Strict):
+    fields: dict[str, ColumnSpec] = Field(min_length=1, description="columns kept, by the pack's name")
+    key: str = Field(description="record key: one row per key in a validated partition")
+    max_failed_record_share: float = Field(default=0.2, ge=0, le=1, description="rows without a key (or "
+                                           "partition.column value) above this share fail the run; values "
+                                           "that do not parse become nulls, listed")
+
+    @model_validator(mode="after")
+    def _key_is_a_field(self) -> _TableSource:
+        if self.key not in self.fields:
+            raise ValueError(f"key {self.key!r} is not one of source.fields {sorted(self.fields)}")
+        return self
+
+
+class FileSourceSpec(_TableSource):
+    """Files in object storage (``kind: files``): CSV, Parquet or JSON lines under a ``file://`` or
+    ``s3://`` URL, read through ObjectStoragePath; only new or changed files are read (docs/ingestion.md)."""
+
+    kind: Literal["files"]
+    url: str = Field(description="folder URL: file:///data/in/ or s3://bucket/prefix/")
+    pattern: str = Field(default="*", description="glob below url: '*.csv', '2026-*/*.parquet', '**/*.jsonl'")
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(default=None, description="default: by file suffix "
+                                                              "(.csv, .parquet/.pq, .jsonl/.ndjson)")
+    conn_id: str | None = Field(default=None, description="Airflow connection of the storage (an AWS "
+                                "connection for s3://, e.g. aws_default)")
+    csv_delimiter: str = Field(default=",", min_length=1, max_length=1)
+    max_files: int = Field(default=1000, ge=1, description="new or changed files read by one run; the rest wait "
+                           "for the next run")
+    max_file_bytes: int = Field(default=2_000_000_000, ge=1, description="a larger file fails the run, named")
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_storage(cls, value: str) -> str:
+        if not re.match(r"^(file|s3)://", value):
+            raise ValueError(f"{value!r} must be a file:// or s3:// folder URL")
+        return value.rstrip("/") + "/"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_stays_below_url(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be a glob relative to source.url (no leading '/', no '..')")
+        return value
+
+
+class SqlSourceSpec(_TableSource):
+    """A SQL query through an Airflow connection (``kind: sql``; PostgreSQL or any common.sql database),
+    incremental on ``watermark_column`` (docs/ingestion.md)."""
+
+    kind: Literal["sql"]
+    conn_id: str = Field(description="Airflow connection of the database (e.g. a postgres connection)")
+    query: str = Field(min_length=1, description="a SELECT; the pack wraps it to filter and order on the "
+                       "watermark, so write it without ORDER BY/LIMIT")
+    watermark_column: str | None = Field(default=None, description="column (of the query result) that grows with "
+                                         "new rows (updated_at, an id); none: every run reads everything")
+    max_rows: int = Field(default=5_000_000, ge=1, description="rows read by one run, oldest watermark first; "
+                          "the rest wait for the next run")
+
+    @field_validator("query")
+    @classmethod
+    def _one_select(cls, value: str) -> str:
+        body = value.strip().rstrip(";").strip()
+        if not re.match(r"(?is)^(select|with)\b", body) or ";" in body:
+            raise ValueError("source.query must be one SELECT (or WITH ... SELECT) statement")
+        return body
+
+    @model_validator(mode="after")
+    def _watermark_is_a_column(self) -> SqlSourceSpec:
+        if self.watermark_column is not None and self.watermark_column not in self.fields:
+            raise ValueError(f"watermark_column {self.watermark_column!r} is not one of source.fields "
+                             f"{sorted(self.fields)}")
+        return self
+
+
+SOURCE_KINDS = ("scrape", "files", "sql")
+
+
+def _source_kind(value: Any) -> str:
+    kind = value.get("kind", "scrape") if isinstance(value, dict) else getattr(value, "kind", "scrape")
+    return kind if kind in SOURCE_KINDS else "unknown"
+
+
+AnySource = Annotated[
+    Annotated[SourceSpec, Tag("scrape")] | Annotated[FileSourceSpec, Tag("files")]
+    | Annotated[SqlSourceSpec, Tag("sql")],
+    Discriminator(_source_kind, custom_error_type="source_kind",
+                  custom_error_message=f"source.kind must be one of {list(SOURCE_KINDS)}"),
+]
+
+
+class QueueSpec(_Strict):
+    """A message queue whose messages start ``<name>__ingest`` (through an AssetWatcher)."""
+
+    scheme: Literal["redis+pubsub", "sqs"]
+    queue: str = Field(min_length=1, description="Redis channel, or SQS queue URL")
+    conn_id: str | None = Field(default=None, description="default: redis_default / aws_default")
+    poll_seconds: float = Field(default=1.0, gt=0, le=300, description="wait between empty polls")
+
+
+class UpstreamAssetSpec(_Strict):
+    """Another team's Airflow asset whose events start ``<name>__ingest``."""
+
+    name: str = Field(min_length=1)
+    uri: str | None = Field(default=None, description="default: the name")
+
+
+class EventsSpec(_Strict):
+    """What starts the pack's DAGs besides the clock and the REST API (docs/ingestion.md)."""
+
+    queues: list[QueueSpec] = Field(default_factory=list)
+    inbox: bool = Field(default=False, description="ingest also runs on events of asset <name>.inbox (REST: "
+                        "POST /api/v2/assets/events); on whenever queues are given")
+    upstream_assets: list[UpstreamAssetSpec] = Field(default_factory=list)
+    champion_poll_seconds: float | None = Field(default=None, ge=5, description="watch the registry's @champion "
+                                                "alias (moves by hand re-score and are recorded); none: off")
+
+
 class ExpectationSpec(_Strict):
     type: str = Field(pattern=r"^expect_[a-z0-9_]+$")
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -149,7 +286,10 @@ class ModelSpec(_Strict):
     order_by: str | None = Field(default=None, description="column that orders rows in time for the holdout")
     estimator: str = Field(description="dotted path of a scikit-learn estimator class")
     params: dict[str, Any] = Field(default_factory=dict)
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1, description="share of the rows held out for the "
+                                    "gate: the newest by order_by, or a stratified sample with stratify")
+    stratify: bool = Field(default=False, description="classification: hold out a random sample with the "
+                           "class proportions of the window (seeded), instead of the newest rows")
     window_partitions: int = Field(default=5, ge=1, description="latest validated partitions to train on")
     search: SearchSpec | None = None
 
@@ -162,6 +302,12 @@ class ModelSpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _stratify_needs_classes(self) -> ModelSpec:
+        if self.stratify and self.task != "classification":
+            raise ValueError("model.stratify: a stratified holdout needs model.task 'classification'")
+        return self
+
+    @model_validator(mode="after")
     def _target_not_a_feature(self) -> ModelSpec:
         if not self.features.all:
             raise ValueError("model.features lists no columns")
@@ -170,11 +316,9 @@ class ModelSpec(_Strict):
         return self
 
 
-METRIC_DIRECTIONS = {"rmse": "lower", "mae": "lower", "r2": "higher", "accuracy": "higher", "f1": "higher",
-                     "roc_auc": "higher"}
-# The gate scores hard predictions: regression metrics on numbers, classification metrics on labels.
-METRIC_TASKS = {"rmse": "regression", "mae": "regression", "r2": "regression", "accuracy": "classification",
-                "f1": "classification", "roc_auc": "classification"}
+# Every metric is defined once, in core/metrics.py (what it needs, its direction, its task).
+METRIC_DIRECTIONS = {name: m.direction for name, m in METRICS.items()}
+METRIC_TASKS = {name: m.task for name, m in METRICS.items()}
 DEFAULT_GATE = {"regression": {"rmse": {"min_delta": 0.0}}, "classification": {"accuracy": {"min_delta": 0.0}}}
 
 
@@ -218,6 +362,8 @@ class PromotionSpec(_Strict):
 
 class ScoringSpec(_Strict):
     chunk_rows: int = Field(default=200_000, ge=100, description="rows per record batch; bounds scoring memory")
+    shadow: bool = Field(default=False, description="also score with the @challenger version, when there is one "
+                         "other than the champion, into shadow_prediction columns; the monitor compares the two")
 
 
 class DriftSpec(_Strict):
@@ -250,6 +396,34 @@ class ScheduleSpec(_Strict):
     change_poll_seconds: float = Field(default=300, ge=5)
 
 
+RETRAIN_TRIGGERS = ("new_data", "drift", "schedule")
+
+
+class RetrainSpec(_Strict):
+    """When the train DAG trains a challenger (docs/spec.md, "Retrain policy"). Until a champion exists,
+    new validated data always trains (the first model); a manual run always trains."""
+
+    triggers: list[Literal["new_data", "drift", "schedule"]] = Field(
+        default_factory=lambda: ["new_data", "drift"],
+        description="what retrains once a champion exists: new_data (each new validated partition), drift "
+        "(a drift event; trains on the newest partitions, skipped when the champion was trained on the "
+        "drifted data already), schedule (the cron); any combination, [] for manual runs only")
+    cron: str | None = Field(default=None, description="cron of the scheduled retrain (with triggers: [schedule]), "
+                             "e.g. '0 3 * * 1'")
+
+    @model_validator(mode="after")
+    def _cron_with_schedule(self) -> RetrainSpec:
+        if "schedule" in self.triggers and not self.cron:
+            raise ValueError("retrain.cron: triggers include 'schedule' but no cron is given")
+        if self.cron and "schedule" not in self.triggers:
+            raise ValueError("retrain.cron is set but retrain.triggers does not include 'schedule'")
+        if self.cron and len(self.cron.split()) != 5:
+            raise ValueError(f"retrain.cron {self.cron!r} must have 5 fields (minute hour day month weekday)")
+        if len(set(self.triggers)) != len(self.triggers):
+            raise ValueError(f"retrain.triggers lists a trigger twice: {self.triggers}")
+        return self
+
+
 class AlertsSpec(_Strict):
     """Who is told about the loop's events (docs/ui.md). Secrets live in Airflow connections only:
     the SMTP connection (host, port, login, password; extra ``from``, ``starttls``, ``ssl``) and the
@@ -277,15 +451,17 @@ class PipelineSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     owner: str = "mlops"
-    source: SourceSpec
+    source: AnySource
     validation: ValidationSpec
     model: ModelSpec
+    retrain: RetrainSpec = RetrainSpec()
     promotion: PromotionSpec = PromotionSpec()
     scoring: ScoringSpec = ScoringSpec()
     drift: DriftSpec = DriftSpec()
     alerts: AlertsSpec = AlertsSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     partition: PartitionSpec = PartitionSpec()
+    events: EventsSpec = EventsSpec()
     spec_path: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
@@ -330,6 +506,13 @@ class PipelineSpec(_Strict):
                 fitting = sorted(m for m, t in METRIC_TASKS.items() if t == task)
                 raise ValueError(f"promotion.metrics.{metric}: {metric!r} measures a {METRIC_TASKS[metric]} model "
                                  f"but model.task is {task!r}; use one of {fitting}")
+        return self
+
+    @model_validator(mode="after")
+    def _change_sensor_needs_pages(self) -> PipelineSpec:
+        if self.schedule.wait_for_change and self.source.kind != "scrape":
+            raise ValueError(f"schedule.wait_for_change watches web pages; source.kind is {self.source.kind!r} "
+                             "(files and SQL sources read only what is new at each run)")
         return self
 
     @property
@@ -394,7 +577,10 @@ def load_spec(path: str | Path) -> PipelineSpec:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
+        loc = list(err["loc"])
+        if loc[:1] == ["source"] and len(loc) > 1 and loc[1] in SOURCE_KINDS:
+            del loc[1]  # the union's tag: the user wrote source.<field>, not source.<kind>.<field>
+        where = ".".join(str(p) for p in loc)
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"

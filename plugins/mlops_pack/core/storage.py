@@ -76,10 +76,17 @@ def digest(*parts: str) -> str:
 def atomic_writer(path: StoragePath) -> Iterator[BinaryIO]:
     """A binary file handle whose content appears at ``path`` only when the block ends without error.
 
-    Readers see the old object or the whole new one, never a part: the bytes go to a hidden temporary
-    sibling that is renamed over ``path`` (one complete object on S3). Used by every dataset write,
-    including the streaming scorer.
+    Readers see the old object or the whole new one, never a part. On a local file system the bytes
+    go to a hidden temporary sibling that is renamed over ``path``. On an object store (``s3://``) a
+    rename is a copy and a delete, so the bytes go straight to ``path`` as one object upload (a
+    single PUT, or a multipart upload that S3 shows only once it completes); an error inside the
+    block discards the upload, leaving the old object. Used by every dataset write, including the
+    streaming scorer.
     """
+    if not is_local(path):
+        with _object_writer(path) as fh:
+            yield fh
+        return
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +98,33 @@ def atomic_writer(path: StoragePath) -> Iterator[BinaryIO]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_local(path: StoragePath) -> bool:
+    """True for a local file system path (pathlib, ``file://``), False for an object store."""
+    return getattr(path, "protocol", "file") in ("", "file", "local")
+
+
+@contextmanager
+def _object_writer(path: StoragePath) -> Iterator[BinaryIO]:
+    try:
+        fh = path.open("wb")
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+    try:
+        yield fh
+    except BaseException:
+        raw = getattr(fh, "_obj", fh)  # ObjectStoragePath wraps the fsspec file for lineage
+        if hasattr(raw, "discard"):
+            raw.discard()  # aborts a multipart upload; nothing was put yet otherwise
+            raw.closed = True  # the buffer is gone: closing must not upload what was written
+        else:
+            fh.close()
+        raise
+    try:
+        fh.close()  # the one complete object put
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
 
 
 def write_bytes_atomic(path: StoragePath, data: bytes) -> None:

@@ -67,24 +67,56 @@ def time_split(df: pd.DataFrame, order_by: str | None, holdout_fraction: float) 
     return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
 
 
-def evaluate(pipeline, frame: pd.DataFrame, model: ModelSpec) -> dict[str, float]:
-    """Metrics of ``pipeline`` on ``frame`` for the spec's task."""
-    import numpy as np
-    from sklearn import metrics as m
+def stratified_split(df: pd.DataFrame, target: str, holdout_fraction: float,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out a seeded random ``holdout_fraction`` of the rows with each class in the window's proportion."""
+    from sklearn.model_selection import train_test_split
 
-    y_true = frame[model.target]
+    counts = df[target].value_counts()
+    rare = counts[counts < 2]
+    if len(rare):
+        raise TrainingError(f"model.stratify: class(es) {sorted(map(str, rare.index))} have a single row; a "
+                            "stratified holdout needs at least 2 rows per class")
+    held = int(round(len(df) * holdout_fraction))
+    if len(df) - held < 10 or held < max(10, len(counts)):
+        raise TrainingError(f"{len(df)} rows are too few to train and hold out {holdout_fraction:.0%} "
+                            f"stratified over {len(counts)} classes")
+    train, holdout = train_test_split(df, test_size=held, stratify=df[target], random_state=seed)
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
+
+def task_metrics(task: str, has_proba: bool) -> list[str]:
+    """The metrics computed on a holdout for ``task``: every one that fits it (the probability-based ones
+    only for a model with ``predict_proba``)."""
+    from mlops_pack.core.metrics import METRICS, metrics_for
+
+    return [m for m in metrics_for(task) if has_proba or METRICS[m].needs != "proba"]
+
+
+def evaluate(pipeline, frame: pd.DataFrame, model: ModelSpec) -> dict[str, float]:
+    """Metrics of ``pipeline`` on ``frame`` for the spec's task (core/metrics.py defines each); a
+    classifier also gets ``precision.<class>``, ``recall.<class>`` and ``support.<class>``."""
+    from mlops_pack.core.metrics import compute, per_class_report, predictions_of
+
+    y_true = frame[model.target].to_numpy()
     x = frame[model.features.all]
-    if model.task == "regression":
-        y_pred = pipeline.predict(x)
-        return {"rmse": float(np.sqrt(m.mean_squared_error(y_true, y_pred))),
-                "mae": float(m.mean_absolute_error(y_true, y_pred)),
-                "r2": float(m.r2_score(y_true, y_pred))}
-    y_pred = pipeline.predict(x)
-    scores = {"accuracy": float(m.accuracy_score(y_true, y_pred)),
-              "f1": float(m.f1_score(y_true, y_pred, average="macro"))}
-    if hasattr(pipeline, "predict_proba") and y_true.nunique() == 2:
-        scores["roc_auc"] = float(m.roc_auc_score(y_true, pipeline.predict_proba(x)[:, 1]))
+    has_proba = model.task == "classification" and hasattr(pipeline, "predict_proba")
+    predicted = predictions_of(pipeline, x, model.task, has_proba)
+    scores = {m: compute(m, y_true, predicted) for m in task_metrics(model.task, has_proba)}
+    if model.task == "classification":
+        scores.update(per_class_report(y_true, predicted.labels))
     return scores
+
+
+def check_gate_metrics(pipeline: Any, model: ModelSpec, gate_metrics: list[str]) -> None:
+    """TrainingError, before anything is registered, when a gate metric needs what the model lacks."""
+    from mlops_pack.core.metrics import METRICS
+
+    proba = [m for m in gate_metrics if m in METRICS and METRICS[m].needs == "proba"]
+    if proba and not hasattr(pipeline, "predict_proba"):
+        raise TrainingError(f"promotion.metrics {proba} need class probabilities but {model.estimator} has no "
+                            "predict_proba; gate on accuracy, balanced_accuracy or f1, or use a probabilistic "
+                            "estimator")
 
 
 def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
@@ -94,8 +126,10 @@ def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
         raise TrainingError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> TrainedModel:
-    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest.
+def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
+        gate_metrics: list[str] | None = None) -> TrainedModel:
+    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest (or, with
+    ``model.stratify``, on a stratified random holdout).
 
     With the record ``key`` the window is clean by construction: one row per key (the last, i.e.
     from the newest partition, wins) and a holdout that shares no key with training (checked).
@@ -108,7 +142,10 @@ def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> TrainedMo
             raise TrainingError(f"training data lacks the record key {key!r}; it has {list(df.columns)}")
         df = dedupe_latest(df.dropna(subset=[key]), key)
     labelled = df.dropna(subset=[model.target])
-    train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
+    if model.stratify:
+        train, holdout = stratified_split(labelled, model.target, model.holdout_fraction)
+    else:
+        train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
     if key is not None:
         check_disjoint(train, holdout, key)
     pipeline, search = build_pipeline(model), None
@@ -116,6 +153,7 @@ def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> TrainedMo
         pipeline, search = tune(pipeline, train, model)
     else:
         pipeline.fit(train[model.features.all], train[model.target])
+    check_gate_metrics(pipeline, model, list(gate_metrics or []))
     return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model), search)
 
 

@@ -52,13 +52,15 @@ class RegistryState:
 class MlflowConnection:
     tracking_uri: str
     registry_uri: str
-    artifact_root: str
+    artifact_root: str | None  # None: the tracking server's own (``--artifacts-destination``)
 
 
 class MlflowHook(BaseHook):
     """Connects to MLflow from the ``mlflow`` connection (host = tracking URI; login/password for a
     server with basic auth; extra ``artifact_root`` and ``registry_uri``). Without that connection it
-    uses ``[mlops] mlflow_tracking_uri`` (a SQLite store beside Airflow by default).
+    uses ``[mlops] mlflow_tracking_uri`` (a SQLite store beside Airflow by default). An http(s)
+    tracking server without an ``artifact_root`` extra keeps artifacts where the server says
+    (``mlflow server --artifacts-destination s3://...``, proxied: workers need no S3 credentials).
 
     :param mlflow_conn_id: connection id (default ``mlflow_default``).
     """
@@ -93,8 +95,9 @@ class MlflowHook(BaseHook):
         if conn.login:  # MLflow reads basic-auth credentials from the environment only
             os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
             os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+        server = uri.startswith(("http://", "https://"))
         return MlflowConnection(uri, extra.get("registry_uri", uri),
-                                extra.get("artifact_root", settings.default_artifact_root()))
+                                extra.get("artifact_root", None if server else settings.default_artifact_root()))
 
     @cached_property
     def connection(self) -> MlflowConnection:
@@ -128,7 +131,8 @@ class MlflowHook(BaseHook):
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.create_experiment(name, artifact_location=f"{self.connection.artifact_root}/{name}")
+            root = self.connection.artifact_root
+            return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
         except MlflowException:  # created meanwhile by a concurrent task
             return self.client.get_experiment_by_name(name).experiment_id
 

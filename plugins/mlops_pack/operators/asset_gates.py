@@ -68,7 +68,11 @@ class SignalDriftOperator(PipelineOperator):
         from mlops_pack.core.drift import strongest_drift
 
         cooldown = self.spec.drift.cooldown_minutes
-        summaries = [self.summary] if isinstance(self.summary, dict) else list(self.summary)  # mapped reports
+        if isinstance(self.summary, dict):
+            summaries = [self.summary]
+        else:  # mapped reports: index by length, since iterating the lazy sequence reads one past its end,
+            # which Airflow logs as an "XCom not found" error in a task that succeeded
+            summaries = [self.summary[i] for i in range(len(self.summary))]
         summary = strongest_drift(summaries)
         if not summary["drift"]:
             raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
@@ -77,6 +81,8 @@ class SignalDriftOperator(PipelineOperator):
         if not claimed:
             raise AirflowSkipException(f"drift within the {cooldown} min cooldown: no retrain")
         extra = {k: summary[k] for k in ("share", "drifted_columns", "model_version", "report_uri", "partition")}
+        if summary.get("shadow"):  # champion vs challenger on the same rows (spec scoring.shadow)
+            extra["shadow"] = summary["shadow"]
         self.emit(context, extra)
         self.log.warning("Drift in %s: share %.2f, columns %s: retrain signalled", self.spec.name, summary["share"],
                          summary["drifted_columns"])

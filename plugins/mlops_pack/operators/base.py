@@ -85,7 +85,10 @@ def event_partition_keys(context: Context, asset: Any = None) -> list[str]:
         for event in group:
             extra = event.extra or {}
             named = [p["key"] for p in extra.get("partitions", []) if isinstance(p, dict) and "key" in p]
-            keys.extend(named or [k for k in (extra.get("partition"), getattr(event, "partition_key", None)) if k])
+            # A queue message (AssetWatcher) lands in extra["payload"] (core/inbox.py).
+            payload = extra.get("payload") if isinstance(extra.get("payload"), dict) else {}
+            keys.extend(named or [str(k) for k in (extra.get("partition"), payload.get("partition"),
+                                                   getattr(event, "partition_key", None)) if k])
     return list(dict.fromkeys(keys))
 
 
@@ -143,8 +146,7 @@ class RegistryOperator(MlflowOperator):
 
     def evaluate(self, version: str, champion: str | None) -> dict[str, Any]:
         """The gate's verdict on ``version`` vs ``champion`` on ``version``'s holdout."""
-        import numpy as np
-
+        from mlops_pack.core.metrics import METRICS, predictions_of
         from mlops_pack.core.promote import judge
         from mlops_pack.core.storage import read_partition
 
@@ -155,11 +157,13 @@ class RegistryOperator(MlflowOperator):
         holdout = read_partition(self.storage.path(tags["holdout_uri"]).parent)
         self._refuse_leaked_holdout(name, version, tags, holdout)
         x, y = holdout[model.features.all], holdout[model.target].to_numpy()
-        challenger = self.mlflow.load_model(name, version).predict(x)
+        # Each metric gets what it needs: class probabilities for roc_auc/log_loss (core/metrics.py).
+        needs_proba = any(METRICS[m].needs == "proba" for m in self.spec.promotion.metrics)
+        challenger = predictions_of(self.mlflow.load_model(name, version), x, model.task, needs_proba)
         previous = None
         if champion is not None and champion != version:
-            previous = self.mlflow.load_model(name, champion).predict(x)
-        result = judge(y, np.asarray(challenger), previous, self.spec.promotion,
+            previous = predictions_of(self.mlflow.load_model(name, champion), x, model.task, needs_proba)
+        result = judge(y, challenger, previous, self.spec.promotion,
                        slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None)
         return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion}
 

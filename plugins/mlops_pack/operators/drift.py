@@ -20,13 +20,18 @@ class EvidentlyDriftOperator(MlflowOperator):
     (``<validated partition>__v<version>``) or, for several, one key naming the set, so checking the
     same predictions again replaces the same report. Returns the summary {share, threshold, drift,
     drifted_columns, model_version, report_uri, partition, current_rows, reference_rows, sampled,
-    report_drifted_columns}.
+    report_drifted_columns, shadow}.
 
     The verdicts come from the reference profile stored with the training set (tag ``profile_uri``,
     core/drift_profile.py): one streaming pass over all prediction rows, with Evidently's default
     method and threshold per column (or the spec's ``drift.methods`` / ``drift.thresholds``).
     Evidently renders the HTML report people read from at most ``drift.report_sample_rows`` rows of
     each side; ``sampled`` says how many, ``report_drifted_columns`` what the report shows.
+
+    Partitions scored in shadow (spec ``scoring.shadow``) add ``shadow``: the challenger's
+    predictions against the champion's on every row (``agreement`` of labels, or
+    ``mean_abs_difference``) and each model's error on the rows whose label is known by now
+    (core/shadow.py); None when the partitions were not shadow-scored.
 
     :param prediction_partitions: keys of prediction partitions (templated; a list or one key).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
@@ -67,6 +72,7 @@ class EvidentlyDriftOperator(MlflowOperator):
         summary.update(self._report(key, reference_folder, folders, manifests, numeric, categorical))
         summary.update({"model_version": version, "reference_rows": profile["rows"], "partition": key,
                         "prediction_partitions": sorted(keys)})
+        summary["shadow"] = self._shadow(folders, manifests)
         self._commit(key, summary, [m["version"] for m in manifests], read_manifest(reference_folder)["version"])
         self.log.info("Drift share %.2f (threshold %.2f) for %s v%s on %s (%d rows, all of them); drifted columns:"
                       " %s; report (from a sample %s) %s", summary["share"], summary["threshold"], self.spec.name,
@@ -74,6 +80,40 @@ class EvidentlyDriftOperator(MlflowOperator):
                       summary["report_uri"])
         summary.pop("columns")  # per-column scores stay in summary.json, XCom stays small
         return summary
+
+    def _shadow(self, folders: list, manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Champion vs challenger on the partitions scored in shadow (core/shadow.py), None without any.
+
+        Labels come from the validated partitions from the scored one on (a later partition may
+        bring or correct a row's label), joined on the source key."""
+        from mlops_pack.core.shadow import compare_predictions, later_labels
+
+        shadowed = [(f, m) for f, m in zip(folders, manifests, strict=True) if m.get("shadow_model_version")]
+        if not shadowed:
+            return None
+        challenger = max((str(m["shadow_model_version"]) for _, m in shadowed), key=int)
+        shadowed = [(f, m) for f, m in shadowed if str(m["shadow_model_version"]) == challenger]
+        key, target = self.spec.source.key, self.spec.model.target
+        first = min(str(m["source_partition"]) for _, m in shadowed)
+        labels = later_labels(self._label_frames(first, key, target), key, target)
+        folders_, manifests_ = [f for f, _ in shadowed], [m for _, m in shadowed]
+        comparison = compare_predictions(_batches(folders_, manifests_, [key, "prediction", "shadow_prediction"]),
+                                         self.spec.model.task, key=key, labels=labels)
+        comparison.update({"champion_version": str(max((m["model_version"] for m in manifests_), key=int)),
+                           "challenger_version": challenger,
+                           "prediction_partitions": sorted(str(m["partition"]) for m in manifests_)})
+        self.log.info("Shadow scoring, challenger v%s vs champion v%s: %s", challenger,
+                      comparison["champion_version"], comparison)
+        return comparison
+
+    def _label_frames(self, first: str, key: str, target: str):
+        """``key`` and ``target`` of each validated partition from ``first`` on, oldest first."""
+        from mlops_pack.core.storage import list_partitions, read_partition
+
+        for manifest in list_partitions(self.storage.area("validated")):
+            if str(manifest.get("partition", "")) < first or target not in (manifest.get("schema") or {target: ""}):
+                continue
+            yield read_partition(self.storage.partition("validated", str(manifest["partition"])), columns=[key, target])
 
     def _profile(self, tags: dict[str, str], reference_folder, numeric: list[str], categorical: list[str],
                  ) -> dict[str, Any]:

@@ -21,6 +21,12 @@ class MlflowTrainOperator(MlflowOperator):
     as input datasets (with their data versions), Airflow dag/run ids as tags, a signature and an
     input example. Returns {model_name, version, run_id, experiment_id, data_version, holdout_uri, metrics}.
 
+    First it applies the spec's retrain policy (``retrain.triggers``, core/retrain.py) to what triggered the
+    run: new validated data, a drift event, the retrain cron or a manual run. A run the policy does not
+    retrain on is skipped (with the reason), and so are its promote steps. A drift-triggered window
+    always holds the drifted partitions; a drift event arriving when the champion was already trained
+    on them does not retrain. The version is tagged ``data_partitions`` (its window) for that check.
+
     :param window_partitions: override of ``model.window_partitions`` (templated; e.g. from Params).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
     """
@@ -37,6 +43,7 @@ class MlflowTrainOperator(MlflowOperator):
         import pandas as pd
 
         from mlops_pack.core.partitions import window_key
+        from mlops_pack.core.retrain import training_window
         from mlops_pack.core.storage import (
             data_version,
             digest,
@@ -47,12 +54,15 @@ class MlflowTrainOperator(MlflowOperator):
         from mlops_pack.core.train import fit
 
         window = int(self.window_partitions or self.spec.model.window_partitions)
-        partitions = list_partitions(self.storage.area("validated"))[-window:]
-        if not partitions:
+        available = list_partitions(self.storage.area("validated"))
+        if not available:
             raise ValueError(f"no validated partitions under {self.storage.area('validated')}: ingest data first")
-        keys = [m["partition"] for m in partitions]
+        by_key = {m["partition"]: m for m in available}
+        keys = self._policy_allows(context, lambda drifted: training_window(list(by_key), window, drifted),
+                                   set(by_key), window)
+        partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
-        trained = fit(frame, self.spec.model, key=self.spec.source.key)
+        trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics))
         self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
                       "(disjoint by key)", len(keys), keys, len(frame), frame[self.spec.source.key].nunique(),
                       self.spec.source.key, len(trained.train), len(trained.holdout))
@@ -67,12 +77,55 @@ class MlflowTrainOperator(MlflowOperator):
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
                   "data_partitions": ",".join(keys), "training_set": key},
         )
-        self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri})
+        self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri,
+                                                                    "data_partitions": ",".join(keys)})
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
         context["ti"].xcom_push(key="mlflow_run", value={"experiment_id": result["experiment_id"],
                                                          "run_id": result["run_id"]})
         return result
+
+    def _policy_allows(self, context: Context, window_of: Any, available: set[str], window: int) -> list[str]:
+        """The partitions this run trains on (``window_of(drifted)``); AirflowSkipException when the retrain
+        policy says this run does not train."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_pack.assets import PipelineAssets
+        from mlops_pack.core.retrain import decide, drifted_partitions
+        from mlops_pack.operators.base import event_partition_keys
+
+        assets = PipelineAssets.of(self.spec.name)
+        events = context.get("triggering_asset_events") or {}
+        triggers = [kind for kind, asset in (("new_data", assets.validated), ("drift", assets.drift))
+                    if events.get(asset)]
+        dag_run = context.get("dag_run")
+        if str(getattr(dag_run, "run_type", "")).lower().endswith("scheduled"):
+            triggers.append("schedule")
+        drifted = drifted_partitions(event_partition_keys(context, assets.drift)) if "drift" in triggers else []
+        unknown = [k for k in drifted if k not in available]
+        if unknown:  # e.g. a report key naming several partitions: the newest partitions are in the window anyway
+            self.log.warning("Drifted partitions %s are not validated partition keys; training on the latest %d",
+                             unknown, window)
+            drifted = [k for k in drifted if k in available]
+        keys = window_of(drifted)
+        champion = self.mlflow.alias_version(self.spec.name, "champion")
+        trained_on, rejected_same = None, None
+        if champion is not None:
+            tag = self.mlflow.version_tags(self.spec.name, champion).get("data_partitions")
+            trained_on = tag.split(",") if tag else None
+            latest = self.mlflow.alias_version(self.spec.name, "challenger")
+            if latest not in (None, champion):
+                tags = self.mlflow.version_tags(self.spec.name, latest)
+                if (tags.get("data_partitions") == ",".join(keys) and tags.get("decision") == "rejected"
+                        and tags.get("evaluated_against") == champion):
+                    rejected_same = latest
+        decision = decide(triggers or ["manual"], self.spec.retrain.triggers, champion=champion,
+                          champion_partitions=trained_on, drifted=drifted, rejected_same_window=rejected_same)
+        self.log.info("Retrain policy %s, triggers %s: %s", self.spec.retrain.triggers, triggers or ["manual"],
+                      decision.reason)
+        if not decision.train:
+            raise AirflowSkipException(decision.reason)
+        return keys
 
     def _write_profile(self, folder, train) -> str:
         """The drift reference profile of the training set, next to it (``<train>/profile.json``)."""

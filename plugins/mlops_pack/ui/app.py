@@ -36,7 +36,9 @@ PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": "default-src 'non
 STORED_HTML_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": "sandbox allow-scripts allow-popups "
                        "allow-popups-to-escape-sandbox allow-downloads"}
 
-app = FastAPI(title="MLOps pack", description="Model health and pipeline files of airflow-mlops-pack")
+# No /docs, /redoc or /openapi.json: FastAPI serves those without any login.
+app = FastAPI(title="MLOps pack", description="Model health and pipeline files of airflow-mlops-pack",
+              docs_url=None, redoc_url=None, openapi_url=None)
 
 
 async def caller(request: Request) -> Any:

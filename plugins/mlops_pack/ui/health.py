@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from mlops_pack import settings
 from mlops_pack.ui.svg import line_chart
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}table{border-collapse:collapse;
 margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.promoted{color:#176317}.rejected{color:#a31515}.fail{color:#a31515;font-weight:bold}
+th{background:#f3f3f3}table{max-width:100%}td{overflow-wrap:break-word}.promoted{color:#176317}.rejected{color:#a31515}.fail{color:#a31515;font-weight:bold}
 .ok{color:#176317}h2{margin-top:1.4em}.empty{color:#777}"""
 
 
@@ -81,6 +82,20 @@ def _mlflow_base() -> str:
         return "http://127.0.0.1:5000"
 
 
+def _when(value: Any) -> str:
+    """An ISO timestamp to the second (``2026-11-02T00:00:00.123+00:00`` -> ``2026-11-02 00:00:00``)."""
+    text = "" if value is None else str(value)
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10:11] == "T" else text
+
+
+def _run_link(dag_id: Any, run_id: Any) -> str:
+    """The Airflow DAG run that decided, opened in the whole window (the page may be in the UI's frame)."""
+    if not dag_id or not run_id:
+        return e(dag_id or "-")
+    href = f"{settings.ui_base_url()}/dags/{quote(str(dag_id))}/runs/{quote(str(run_id), safe='')}"
+    return f'<a href="{e(href)}" target="_top" title="{e(run_id)}">{e(dag_id)}</a>'
+
+
 def _intervals(record: dict[str, Any]) -> str:
     parts = []
     for i in record.get("intervals") or []:
@@ -99,11 +114,12 @@ def champion_section(data: dict[str, Any]) -> str:
     for r in data["promotions"]:
         decision = str(r.get("decision", ""))
         metrics = ", ".join(f"{e(k)}={e(_num(v))}" for k, v in (r.get("challenger_metrics") or {}).items())
-        rows.append(f"<tr><td>{e(r.get('decided_at'))}</td><td>{_mlflow_link(r.get('model', ''), r.get('version'))}"
+        rows.append(f"<tr><td title=\"{e(r.get('decided_at'))}\">{e(_when(r.get('decided_at')))}</td>"
+                    f"<td>{_mlflow_link(r.get('model', ''), r.get('version'))}"
                     f"</td><td class=\"{e(decision)}\">{e(decision)}</td><td>{e(r.get('reason'))}</td>"
                     f"<td>{_intervals(r)}</td><td>{metrics}</td><td>{e(r.get('champion_before') or '-')} &rarr; "
                     f"{e(r.get('champion_after') or '-')}</td><td>{e(r.get('approved_by'))}</td>"
-                    f"<td>{e(r.get('dag_id'))}<br>{e(r.get('run_id'))}</td></tr>")
+                    f"<td>{_run_link(r.get('dag_id'), r.get('run_id'))}</td></tr>")
     if not rows:
         return '<h2>Champion history</h2><p class="empty">No promotion decision yet.</p>'
     champion = next((r.get("champion_after") for r in reversed(data["promotions"]) if r.get("champion_after")), None)

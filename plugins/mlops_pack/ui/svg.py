@@ -17,8 +17,9 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
     if not labels or not values:
         return f'<p class="empty">{escape(title)}: no data yet</p>'
     low, high = min(values), max(values)
-    if high == low:
-        low, high = low - 1, high + 1
+    if high == low:  # one value (a first model): a band of 10% around it, not +-1 on an r2 of 0.9
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
 
     def x(i: int) -> float:
         return PAD + (WIDTH - 2 * PAD) * (i / max(len(labels) - 1, 1))

@@ -1,0 +1,109 @@
+"""`mlops-pack check`: a spec loaded and explained (DAGs, assets, schedules, every setting and its default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mlops_pack.core.spec import PipelineSpec
+
+
+def settings(model: BaseModel, prefix: str = "") -> list[tuple[str, Any, bool]]:
+    """(dotted field, value, set in the YAML) for every leaf setting of ``model``, in declaration order."""
+    from pydantic import BaseModel
+
+    rows = []
+    for name, field in type(model).model_fields.items():
+        if field.exclude:
+            continue
+        value, path = getattr(model, name), f"{prefix}{name}"
+        explicit = name in model.model_fields_set
+        if isinstance(value, BaseModel):
+            rows.extend((p, v, explicit and e) for p, v, e in settings(value, f"{path}."))
+        elif isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+            for key, sub in value.items():
+                rows.extend((p, v, explicit) for p, v, _ in settings(sub, f"{path}.{key}."))
+        else:
+            rows.append((path, _plain(value), explicit))
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def explain(path: str | Path) -> str:
+    """The text `mlops-pack check` prints for the spec at ``path`` (SpecError if it is invalid)."""
+    from mlops_pack.core.spec import load_spec
+
+    spec = load_spec(path)
+    lines = [f"{spec.name}: valid pipeline spec ({Path(path).resolve()})"]
+    if spec.description:
+        lines.append(f"  {spec.description}")
+    lines += ["", "DAGs (schedule; tasks):", *_dags(spec), "", "Assets (data-aware triggers between the DAGs):"]
+    from mlops_pack.assets import PipelineAssets
+
+    assets = PipelineAssets.of(spec.name)
+    produced = {"validated": "ingest", "champion": "train (and rollback)", "predictions": "score", "drift": "monitor"}
+    for kind, producer in produced.items():
+        asset = getattr(assets, kind)
+        lines.append(f"  {asset.uri:<32} name {asset.name:<24} emitted by {spec.name}__{producer}")
+    model, gate = spec.model, spec.promotion
+    lines += ["", "Model:",
+              f"  {model.task} of {model.target!r} from {len(model.features.all)} features with {model.estimator}",
+              f"  holdout: {model.holdout_fraction:.0%} "
+              + ("stratified by class (seeded)" if model.stratify else
+                 f"newest rows by {model.order_by!r}" if model.order_by else "last rows in scraped order"),
+              f"  gate metrics: {', '.join(f'{m} ({gate.direction(m)} is better)' for m in gate.metrics)}; "
+              f"primary {gate.primary}",
+              f"  retrain on: {', '.join(spec.retrain.triggers) or 'manual runs only'}"
+              + (f" (cron {spec.retrain.cron})" if spec.retrain.cron else ""),
+              "", "Every setting (* = default, not in the YAML):"]
+    for name, value, explicit in settings(spec):
+        lines.append(f"  {' ' if explicit else '*'} {name} = {value!r}")
+    return "\n".join(lines)
+
+
+def _dags(spec: PipelineSpec) -> list[str]:
+    """Each DAG the factory builds from the spec, with its schedule as Airflow describes it."""
+    from mlops_pack.dag_factory import build_dags
+
+    rows = []
+    for dag_id, dag in build_dags(spec.spec_path).items():
+        schedule = schedule_text(dag.timetable)
+        rows.append(f"  {dag_id:<28} {schedule}; tasks: {', '.join(t.task_id for t in dag.tasks)}")
+    return rows
+
+
+def schedule_text(timetable: Any) -> str:
+    """A DAG's schedule in words: a cron, asset conditions (``a | b``), both, or manual only."""
+    condition = getattr(timetable, "asset_condition", None)
+    text = _condition_text(condition) if condition is not None else ""
+    inner = getattr(timetable, "timetable", None)  # AssetOrTimeSchedule: assets or a time table
+    clock = inner if inner is not None else (timetable if condition is None else None)
+    expression = getattr(clock, "expression", None) if clock is not None else None
+    if expression:
+        cron = f"cron {expression!r} ({getattr(clock, 'timezone', 'UTC')})"
+        text = f"{cron} or on {text}" if text else cron
+    elif text:
+        text = f"on {text}"
+    return text or "manual only (UI, REST API, CLI)"
+
+
+def _condition_text(condition: Any) -> str:
+    parts = getattr(condition, "objects", None)
+    if parts is None:
+        return getattr(condition, "name", str(condition))
+    joiner = " & " if type(condition).__name__ == "AssetAll" else " | "
+    return "(" + joiner.join(_condition_text(p) for p in parts) + ")" if len(parts) > 1 else _condition_text(parts[0])

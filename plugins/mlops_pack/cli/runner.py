@@ -1,0 +1,335 @@
+"""An Airflow of its own for a folder of pipeline specs: home, config, processes and a small REST client.
+
+Used by ``mlops-pack run`` / ``mlops-pack ui`` and by the demo driver (include/demo_site/loop.py).
+The home holds everything: ``airflow.cfg`` (SQLite metadata DB, LocalExecutor, free ports for the
+api-server and the log servers), ``dags/`` with one thin DAG file per spec of the user's folder
+(so no other spec on the machine is loaded), the MLflow store and the pipelines' data. Only the
+home's ``airflow.cfg`` configures the processes: ``AIRFLOW__*`` variables of the caller are dropped.
+
+Standard library and httpx only at import: Airflow loads every module under plugins/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding mlops_pack (plugins/ in a checkout)
+STAGES = ("ingest", "train", "score", "monitor")
+TERMINAL = {"success", "failed"}
+RUNNER_FILE = "mlops-runner.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dag_ids(pipelines: list[str]) -> list[str]:
+    return [f"{name}__{stage}" for name in pipelines for stage in STAGES]
+
+
+def write_dag_files(home: Path, specs: dict[str, Path]) -> Path:
+    """``<home>/dags/<name>.py`` for each spec (name -> absolute spec path); other files there are removed."""
+    folder = home / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.py"):
+        if old.stem not in specs:
+            old.unlink()
+    for name, path in specs.items():
+        (folder / f"{name}.py").write_text(
+            f'"""airflow DAGs of the {name} pipeline, built from {path} (written by mlops-pack)."""\n\n'
+            "from mlops_pack.dag_factory import build_dags\n\n"
+            f"globals().update(build_dags({str(path)!r}))\n")
+    return folder
+
+
+def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path, paused: bool = False,
+                 parallelism: int = 4) -> None:
+    """An airflow.cfg for the embedded default; Airflow fills in every other default."""
+    home.mkdir(parents=True, exist_ok=True)
+    jwt = secrets.token_hex(16)
+    (home / "airflow.cfg").write_text(f"""[core]
+dags_folder = {dags_folder}
+plugins_folder = {PACKAGE_PARENT}
+load_examples = False
+executor = LocalExecutor
+parallelism = {parallelism}
+dags_are_paused_at_creation = {paused}
+simple_auth_manager_all_admins = True
+execution_api_server_url = http://127.0.0.1:{api_port}/execution/
+[database]
+sql_alchemy_conn = sqlite:///{home / 'airflow.db'}
+[api]
+port = {api_port}
+host = 127.0.0.1
+base_url = http://127.0.0.1:{api_port}
+[api_auth]
+jwt_secret = {jwt}
+[logging]
+worker_log_server_port = {free_port()}
+trigger_log_server_port = {free_port()}
+[scheduler]
+scheduler_heartbeat_sec = 2
+[dag_processor]
+refresh_interval = 10
+[mlops]
+pipelines_dir = {spec_dir}
+storage_root = file://{home / 'mlops-data'}
+mlflow_tracking_uri = {tracking_uri(home)}
+mlflow_artifact_root = file://{home / 'mlartifacts'}
+""")
+
+
+def tracking_uri(home: Path) -> str:
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def init_mlflow(home: Path, *, wait: bool = True) -> subprocess.Popen:
+    """Create the MLflow SQLite schema once, before tasks race to migrate it. With ``wait=False`` it runs in
+    the background (beside Airflow's own migration): call ``finish_init(proc)`` before starting Airflow."""
+    code = f"import mlflow; mlflow.MlflowClient({tracking_uri(home)!r}).search_experiments()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if wait:
+        finish_init(proc)
+    return proc
+
+
+def finish_init(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"creating the MLflow store failed:\n{err.decode(errors='replace')[-3000:]}")
+
+
+class Airflow:
+    """The Airflow processes of one home and a small REST client for them."""
+
+    def __init__(self, home: Path, api_port: int, pipelines: list[str], *, triggerer: bool = False,
+                 extra_env: dict[str, str] | None = None):
+        self.home, self.api_port, self.pipelines = home, api_port, list(pipelines)
+        self.dags = dag_ids(self.pipelines)
+        self.triggerer = triggerer
+        # Only airflow.cfg configures these processes: AIRFLOW__* variables of the caller would override it.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        self.env.update(AIRFLOW_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                        GIT_PYTHON_REFRESH="quiet", **(extra_env or {}))
+        self.procs: list[subprocess.Popen] = []
+        self.url = f"http://127.0.0.1:{api_port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def run(self, *args: str) -> None:
+        result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True,
+                                text=True)
+        if result.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+
+    def migrate(self) -> None:
+        self.run("db", "migrate")
+        self.run("pools", "set", "mlops_registry", "1", "MLflow registry writes: one promotion at a time")
+
+    def start(self) -> None:
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        components = [("api-server", ["api-server", "-p", str(self.api_port)]), ("scheduler", ["scheduler"]),
+                      ("dag-processor", ["dag-processor"])]
+        if self.triggerer:
+            components.append(("triggerer", ["triggerer"]))
+        for name, args in components:
+            out = (logs / f"{name}.out").open("w")
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "airflow", *args], env=self.env,
+                                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Wait until the api-server answers and lists every DAG of the pipelines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                token = self.http.get("/auth/token").json()["access_token"]
+                self.http.headers["Authorization"] = f"Bearer {token}"
+                found = {d["dag_id"] for d in self.get("/api/v2/dags", limit=1000)["dags"]}
+                if set(self.dags) <= found:
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            self.check_alive()
+            time.sleep(2)
+        errors = self.import_errors()
+        raise TimeoutError(f"Airflow did not serve the DAGs {self.dags} within {timeout}s; see {self.home / 'logs'}"
+                           + (f"\nDAG import errors:\n{errors}" if errors else ""))
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"an Airflow process exited early: {proc.args}; see {self.home / 'logs'}")
+
+    def import_errors(self) -> str:
+        try:
+            errors = self.get("/api/v2/importErrors")["import_errors"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return ""
+        return "\n".join(f"{e['filename']}:\n{e['stack_trace'][-1500:]}" for e in errors)
+
+    def get(self, path: str, **params: Any) -> dict:
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        response = self.http.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": paused}).raise_for_status()
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=100)["dag_runs"]
+
+    def busy(self) -> bool:
+        return any(r["state"] not in TERMINAL for dag in self.dags for r in self.runs(dag))
+
+    def wait_quiet(self, timeout: float, settle: float = 12) -> None:
+        """Wait until no run of the pipelines is queued or running, and none started for ``settle`` s
+        (asset-triggered runs appear a scheduler loop after their event)."""
+        deadline, quiet_since = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            if self.busy():
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle:
+                return
+            self.check_alive()
+            time.sleep(2)
+        raise TimeoutError(f"the loop was still busy after {timeout}s")
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+        tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return [t["task_id"] for t in tis if t["state"] in ("failed", "upstream_failed")]
+
+
+def champion(home: Path, pipeline: str) -> str | None:
+    """The champion version of ``pipeline`` in the home's registry, or None."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri(home), registry_uri=tracking_uri(home))
+    try:
+        return str(client.get_model_version_by_alias(pipeline, "champion").version)
+    except MlflowException:
+        return None
+
+
+def collect_summary(airflow: Airflow, home: Path, pipeline: str) -> dict:
+    """What the loop did for ``pipeline``: runs, champion history, versions, aliases, drift, partitions."""
+    from mlflow import MlflowClient
+
+    runs = []
+    for dag_id in dag_ids([pipeline]):
+        for r in airflow.runs(dag_id):
+            entry = {"dag_id": dag_id, "run_id": r["dag_run_id"], "run_type": r["run_type"], "state": r["state"]}
+            if r["run_type"] == "asset_triggered":
+                events = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{r['dag_run_id']}/upstreamAssetEvents")
+                entry["triggered_by"] = sorted({e["name"] or e["uri"] for e in events["asset_events"]})
+            if dag_id.endswith("__train"):
+                tis = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{r['dag_run_id']}/taskInstances")["task_instances"]
+                entry["train_state"] = next((t["state"] for t in tis if t["task_id"] == "train"), None)
+            runs.append(entry)
+    data = home / "mlops-data" / pipeline
+    uri = tracking_uri(home)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: never a registry URI set globally
+    versions = sorted(client.search_model_versions(f"name='{pipeline}'"), key=lambda v: int(v.version))
+    aliases = {}
+    for alias in ("champion", "previous", "challenger"):
+        try:
+            aliases[alias] = str(client.get_model_version_by_alias(pipeline, alias).version)
+        except Exception:  # noqa: BLE001 - a missing alias is an answer here
+            pass
+    promotions = [json.loads(p.read_text()) for p in sorted((data / "promotions").glob("*.json"))]
+    monitors = []  # one drift report per prediction partition (docs/storage.md), oldest data first
+    for summary_file in sorted((data / "reports" / "drift").glob("*/summary.json")):
+        s = json.loads(summary_file.read_text())
+        monitors.append({"partition": s["partition"], "share": s["share"], "drift": s["drift"],
+                         "drifted_columns": s["drifted_columns"], "model_version": s["model_version"],
+                         "report": s["report_uri"]})
+    partitions = {area: sorted(p.parent.name for p in (data / area).glob("*/manifest.json"))
+                  for area in ("raw", "validated", "predictions")}
+    partitions["training"] = sorted(p.parent.parent.name for p in (data / "training").glob("*/train/manifest.json"))
+    return {
+        "pipeline": pipeline,
+        "runs": runs,
+        "champion_history": [{"version": p["version"], "decision": p["decision"], "reason": p["reason"],
+                              "champion_before": p["champion_before"], "champion_after": p["champion_after"],
+                              "run_id": p["run_id"]} for p in promotions],
+        "model_versions": [{"version": str(v.version), "decision": v.tags.get("decision"),
+                            "reason": v.tags.get("reason"), "data_partitions": v.tags.get("data_partitions"),
+                            "metrics": _holdout_metrics(v.tags)}
+                           for v in versions],
+        "aliases": aliases,
+        "monitor_runs": monitors,
+        "partitions": partitions,
+        "locations": {"validated": str(data / "validated"), "predictions": str(data / "predictions"),
+                      "drift_reports": str(data / "reports" / "drift"), "quarantine": str(data / "quarantine"),
+                      "promotion_log": str(data / "promotions"), "mlflow": uri},
+    }
+
+
+def _holdout_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """The overall holdout metrics a version is tagged with (``holdout_<metric>``; per-class ones left out)."""
+    from mlops_pack.core.metrics import METRICS
+
+    return {name: float(tags[f"holdout_{name}"]) for name in METRICS if f"holdout_{name}" in tags}
+
+
+def print_summary(summary: dict) -> None:
+    print(f"\n=== {summary.get('pipeline', '')}: DAG runs ===")
+    for r in summary["runs"]:
+        by = f"  <- {', '.join(r['triggered_by'])}" if r.get("triggered_by") else ""
+        train = f" (train {r['train_state']})" if r.get("train_state") not in (None, "success") else ""
+        print(f"  {r['dag_id']:<24} {r['run_type']:<16} {r['state']:<8}{train} {r['run_id']}{by}")
+    print("\n=== Champion history ===")
+    for p in summary["champion_history"]:
+        print(f"  v{p['version']:<3} {p['decision']:<9} champion {p['champion_before']} -> {p['champion_after']}: "
+              f"{p['reason']}")
+    print(f"  aliases now: {summary['aliases']}")
+    print("\n=== Drift per report (prediction partition) ===")
+    for m in summary["monitor_runs"]:
+        print(f"  {m['partition']:<24} share={m['share']:.2f} drift={m['drift']} columns={m['drifted_columns']}")
+    print("\n=== Partitions (named by their data) ===")
+    for area, keys in summary["partitions"].items():
+        print(f"  {area:<12} {', '.join(keys)}")
+    print("\n=== Where things are ===")
+    for k, v in summary["locations"].items():
+        print(f"  {k:<14} {v}")
+
+
+def save_runner_state(home: Path, **state: Any) -> None:
+    (home / RUNNER_FILE).write_text(json.dumps(state, indent=2))
+
+
+def load_runner_state(home: Path) -> dict:
+    path = home / RUNNER_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{home} is not an mlops-pack home (no {RUNNER_FILE}): run `mlops-pack run` first")
+    return json.loads(path.read_text())

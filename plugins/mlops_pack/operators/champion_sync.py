@@ -1,0 +1,49 @@
+"""ChampionSyncOperator: record a ``@champion`` moved by hand and announce it, so predictions are re-scored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_pack.operators.base import RegistryOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ChampionSyncOperator(RegistryOperator):
+    """Under the promotion lock, compare the registry's ``@champion`` with the promotion log.
+
+    When they differ (someone moved the alias in the MLflow UI or API), the move is recorded like a
+    promotion (version tags and one record in ``promotions/``, ``approved_by`` naming the registry),
+    the former champion becomes ``@previous`` (so a rollback can undo the move), and the champion
+    asset event is emitted on the task's outlets: the score DAG re-scores with the new champion.
+    When they agree (the pack made the move itself, or nothing changed) the task is skipped and
+    emits nothing. Started by ``ChampionAliasTrigger`` through an AssetWatcher (triggers/registry.py).
+    """
+
+    ui_color = "#fdf6e8"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.registry_events import hand_move, recorded_champion
+        from mlops_pack.core.registry_lock import new_token
+        from mlops_pack.core.storage import read_json
+
+        name, attempt = self.spec.name, new_token()
+        with self.lock(context, attempt, "", "sync") as lease:
+            state = self.repaired_state(context, lease)
+            area = self.storage.area("promotions")
+            records = [read_json(p) for p in area.iterdir() if p.name.endswith(".json")] if area.exists() else []
+            recorded = recorded_champion(records)
+            move = hand_move(recorded, state.champion)
+            if move is None:
+                raise AirflowSkipException(f"{name}@champion is {state.champion}, as the promotion log says: "
+                                           "nothing moved outside the pack")
+            if recorded is not None and state.previous != recorded:
+                self.mlflow.move_aliases(lease, [("previous", recorded)])
+            record = {**self.base_record(context, name, str(state.champion)), "attempt": attempt, **move}
+            self.record(context, record)
+        extra = {k: record[k] for k in ("model", "version", "champion_before", "reason")}
+        self.emit(context, extra)
+        return record

@@ -1,0 +1,217 @@
+"""FileIngestOperator and SqlIngestOperator: read new data from files or a table into raw partitions.
+
+They hand over exactly what WebScrapeOperator does (XCom ``partitions``, returns ``{partitions, rows,
+stats}``, ``scrape_rejects.jsonl`` beside each raw partition), so the ingest DAG's validation,
+quarantine and asset events are the same for every source kind.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from mlops_pack.operators.base import PipelineOperator
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+FILE_STATE = "file_state.json"
+SQL_STATE = "sql_state.json"
+MAX_LISTED_FILES = 50  # file URLs carried in stats (XCom, manifest, asset event): the count is always there
+
+
+class TableIngestOperator(PipelineOperator):
+    """What file and SQL ingestion share: typed rows in, raw partitions (named by their data) out."""
+
+    ui_color = "#e8f4fd"
+
+    def write_raw(self, context: Context, frames: dict[str | None, list[pd.DataFrame]], stats: dict[str, Any],
+                  origin: str) -> dict[str, Any]:
+        """Conform each group of frames (key None: the run's data key) and write its raw partitions."""
+        import pandas as pd
+
+        from mlops_pack.core.columns import conform
+        from mlops_pack.core.partitions import PartitionError, split_by_key
+
+        source, column = self.spec.source, self.spec.partition.column
+        written, problems = [], []
+        totals = {"records_kept": 0, "records_quarantined": 0, "duplicate_records": 0, "field_problems": 0}
+        pending = []
+        for requested, parts in frames.items():
+            run_key = requested or self.data_key(context)
+            raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            rows, found, counts = conform(raw, source.fields, source.key, origin)
+            problems.extend(found)
+            totals = {k: totals[k] + counts[k] for k in totals}
+            groups, keyless = split_by_key(rows, column, run_key)
+            problems.extend({"kind": "record", "origin": origin, "reason": f"no value in partition.column {column!r}",
+                             "record": {k: str(v) for k, v in r.items()}} for r in keyless.to_dict(orient="records"))
+            totals["records_quarantined"] += len(keyless)
+            pending.extend(groups.items())
+        stats = {**stats, **totals}
+        seen = totals["records_kept"] + totals["records_quarantined"]
+        if seen and totals["records_quarantined"] / seen > source.max_failed_record_share:
+            self.write_rejects(self.storage.partition("quarantine", "_failed_reads") / _safe(context["run_id"]),
+                               problems)
+            raise ValueError(f"{self.spec.name}: {totals['records_quarantined']} of {seen} rows have no key or "
+                             f"partition value, over source.max_failed_record_share="
+                             f"{source.max_failed_record_share:.0%}; first: {problems[0]['reason']}")
+        merged: dict[str, list[pd.DataFrame]] = {}
+        for key, rows in pending:
+            merged.setdefault(key, []).append(rows)
+        for key, parts in sorted(merged.items()):
+            written.append(self._write_partition(key, parts, stats, problems))
+        if not written:
+            raise PartitionError(f"{self.spec.name}: nothing with a partition was read from {origin}")
+        self.log.info("Ingest stats for %s: %s", self.spec.name, json.dumps(stats, default=str))
+        summary = {"partitions": written, "rows": sum(p["rows"] for p in written), "stats": stats}
+        context["ti"].xcom_push(key="partitions", value=[p["key"] for p in written])
+        self.emit(context, summary)
+        return summary
+
+    def _write_partition(self, key: str, parts: list[pd.DataFrame], stats: dict[str, Any],
+                         problems: list[dict]) -> dict[str, Any]:
+        import pandas as pd
+
+        from mlops_pack.core.storage import is_complete, read_partition, write_partition
+
+        record_key = self.spec.source.key
+        # An incremental read brings a partition's new and changed rows only. Like an incremental crawl
+        # (which reuses the records of unchanged pages), the raw partition is the whole partition as it
+        # will be once merged, so table-level expectations (row counts, uniqueness) judge all of it.
+        published = self.storage.partition("validated", key)
+        if is_complete(published):
+            parts = [read_partition(published), *parts]
+        rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        # Read order varies (listing, message order); the key order does not: equal data, equal version.
+        rows = rows.drop_duplicates(subset=[record_key], keep="last").sort_values(
+            record_key, kind="stable", ignore_index=True)
+        folder = self.storage.partition("raw", key)
+        manifest = write_partition(folder, rows, key=key, stats=stats)
+        self.write_rejects(folder, problems)
+        self.log.info("Wrote %d rows to raw partition %s (version %s, replaces %s)", manifest["rows"], key,
+                      manifest["version"], manifest["replaces"])
+        return {k: manifest[k] for k in ("uri", "folder", "rows", "version")} | {"key": key}
+
+    def write_rejects(self, folder: Any, rejects: list[dict]) -> None:
+        from mlops_pack.core.storage import write_bytes_atomic
+        from mlops_pack.operators.scrape import REJECTS_FILE
+
+        path = folder / REJECTS_FILE
+        if not rejects:
+            if path.exists():
+                path.unlink()
+            return
+        write_bytes_atomic(path, "\n".join(json.dumps(q, default=str) for q in rejects).encode())
+        self.log.warning("%d ingest problems listed in %s (first: %s)", len(rejects), path, rejects[0]["reason"])
+
+    def requests(self, context: Context) -> list[dict[str, Any]]:
+        """What the triggering events (queue messages, upstream or REST events) ask for (core/inbox.py)."""
+        from mlops_pack.core.inbox import requests_of
+
+        events = context.get("triggering_asset_events") or {}
+        return requests_of([event.extra or {} for group in events.values() for event in group])
+
+
+class FileIngestOperator(TableIngestOperator):
+    """Read new or changed files of the spec's ``files`` source into ``raw`` partitions.
+
+    Without a request it lists ``source.url`` + ``source.pattern`` and reads the files whose
+    fingerprint (ETag, else size and mtime) differs from ``state/file_state.json``; files named by the
+    triggering events (``file``/``files`` of a queue message or upstream event, under ``source.url``
+    and matching the pattern) are read whatever their fingerprint, each into the partition its event
+    names. The state is replaced only after the partitions are written. Nothing new: the task is
+    skipped (no validation, no event).
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.file_source import changed_files, file_format, remember, requested_file
+        from mlops_pack.core.partitions import require_identity
+        from mlops_pack.core.storage import read_json, write_json
+        from mlops_pack.hooks.table_source import FileSourceHook
+
+        source = self.spec.source
+        if source.kind != "files":
+            raise ValueError(f"{self.spec.name}: FileIngestOperator needs source.kind 'files', got {source.kind!r}")
+        hook = FileSourceHook(source.url, conn_id=source.conn_id)
+        state_path = self.storage.state(FILE_STATE)
+        state = read_json(state_path) if state_path.exists() else None
+        named = [r for r in self.requests(context) if r["files"]]
+        plan: dict[str | None, list] = {}
+        if named:
+            for request in named:
+                plan.setdefault(request["partition"], []).extend(
+                    hook.info(requested_file(f, source.url, source.pattern)) for f in request["files"])
+        else:
+            todo = changed_files(hook.list(source.pattern), state, source.max_files)
+            if todo:
+                plan[None] = todo
+        if not plan:
+            raise AirflowSkipException(f"no new or changed file under {source.url}{source.pattern}")
+        if None in plan:
+            require_identity(self.spec.partition.column, self.data_key(context))  # fail before reading
+        frames, read, size = {}, [], 0
+        for requested, infos in plan.items():
+            for info in infos:
+                frame = hook.read(info, file_format(info.url, source.format), delimiter=source.csv_delimiter,
+                                  max_bytes=source.max_file_bytes)
+                self.log.info("Read %d rows from %s", len(frame), info.url)
+                frames.setdefault(requested, []).append(frame)
+                read.append(info)
+                size += info.size
+        stats = {"files_read": len(read), "bytes": size, "rows_read": sum(len(f) for fs in frames.values() for f in fs),
+                 "files": [f.url for f in read][:MAX_LISTED_FILES]}
+        summary = self.write_raw(context, frames, stats, origin=f"{source.url}{source.pattern}")
+        write_json(state_path, remember(state, read))
+        return summary
+
+
+class SqlIngestOperator(TableIngestOperator):
+    """Read the new rows of the spec's ``sql`` source into ``raw`` partitions.
+
+    The query runs through the connection's DB-API hook, filtered and ordered on
+    ``source.watermark_column`` from the last watermark kept in ``state/sql_state.json``
+    (core/sql_source.py); the watermark moves only after the partitions are written. No new row:
+    the task is skipped.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.partitions import require_identity
+        from mlops_pack.core.sql_source import incremental_query, new_rows
+        from mlops_pack.core.storage import read_json, write_json
+        from mlops_pack.hooks.table_source import SqlSourceHook
+
+        source = self.spec.source
+        if source.kind != "sql":
+            raise ValueError(f"{self.spec.name}: SqlIngestOperator needs source.kind 'sql', got {source.kind!r}")
+        run_key = self.data_key(context)
+        require_identity(self.spec.partition.column, run_key)  # fail before querying
+        state_path = self.storage.state(SQL_STATE)
+        state = read_json(state_path) if state_path.exists() else None
+        column = _source_column(source, source.watermark_column) if source.watermark_column else None
+        sql, params = incremental_query(source.query, column, (state or {}).get("watermark"), source.max_rows)
+        self.log.info("Querying %s: %s %s", source.conn_id, sql, params)
+        frame = SqlSourceHook(source.conn_id).read(sql, params)
+        fresh, next_state = new_rows(frame, watermark_column=column, key_column=_source_column(source, source.key),
+                                     state=state)
+        if fresh.empty:
+            raise AirflowSkipException(f"no new row in {source.conn_id} since watermark "
+                                       f"{(state or {}).get('watermark')}")
+        stats = {"rows_read": len(frame), "rows_new": len(fresh), "watermark_before": (state or {}).get("watermark"),
+                 "watermark_after": next_state.get("watermark")}
+        summary = self.write_raw(context, {run_key: [fresh]}, stats, origin=f"query on {source.conn_id}")
+        write_json(state_path, next_state)
+        return summary
+
+
+def _source_column(source: Any, name: str) -> str:
+    return source.fields[name].column or name
+
+
+def _safe(run_id: str) -> str:
+    from mlops_pack.core.partitions import safe_key
+
+    return safe_key(run_id)

@@ -1,0 +1,71 @@
+"""`mlops-pack check`: a spec explained (DAGs, schedules, assets, every default) or refused, naming the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from mlops_pack.core.spec import SpecError, load_spec
+
+from tests.cli.dataset_site import spec_yaml
+from tests.conftest import REPO
+
+FEATURES = ["alcohol", "malic_acid", "ash"]
+
+
+def write(tmp_path, name="wine", **kwargs):
+    args = {"metrics": "    roc_auc: {min_delta: 0.0}", "retrain": "[drift]", **kwargs}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(spec_yaml(name, FEATURES, "127.0.0.1:9", **args))
+    return path
+
+
+def mlops_pack(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlops_pack.cli.main", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=240)
+
+
+def test_check_explains_dags_schedules_assets_and_defaults(tmp_path):
+    result = mlops_pack("check", str(write(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "wine__train                  on (wine.validated | wine.drift); tasks: train, promote" in out
+    assert "wine__ingest                 manual only" in out
+    assert "mlops://wine/drift" in out and "emitted by wine__monitor" in out
+    assert "gate metrics: roc_auc (higher is better); primary roc_auc" in out
+    assert "  * model.holdout_fraction = 0.2" in out  # a default, marked
+    assert "    model.estimator = 'sklearn.ensemble.RandomForestClassifier'" in out  # set in the YAML
+
+
+def test_check_of_a_scheduled_retrain_shows_the_cron(tmp_path):
+    path = write(tmp_path, retrain="[drift, schedule]\n  cron: '0 3 * * 1'")
+    out = mlops_pack("check", str(path)).stdout
+    assert "wine__train                  cron '0 3 * * 1' (UTC) or on (wine.validated | wine.drift)" in out
+
+
+def test_check_refuses_a_bad_spec_naming_the_field(tmp_path):
+    result = mlops_pack("check", str(write(tmp_path, metrics="    rmse: {min_delta: 0.0}")))
+    assert result.returncode == 1
+    assert "promotion.metrics.rmse: 'rmse' measures a regression model but model.task is 'classification'" in (
+        result.stderr)
+    assert "['accuracy', 'balanced_accuracy', 'f1', 'log_loss', 'roc_auc']" in result.stderr
+
+
+@pytest.mark.parametrize(("kwargs", "field", "message"), [
+    ({"retrain": "[schedule]"}, "retrain", "retrain.cron: triggers include 'schedule' but no cron is given"),
+    ({"retrain": "[rain]"}, "retrain.triggers.0", "Input should be 'new_data', 'drift' or 'schedule'"),
+    ({"metrics": "    auc: {min: 0.5}"}, "promotion.metrics", "unknown metric 'auc', use one of"),
+])
+def test_retrain_policy_and_metric_names_are_checked_at_load(tmp_path, kwargs, field, message):
+    with pytest.raises(SpecError) as err:
+        load_spec(write(tmp_path, **kwargs))
+    assert field in str(err.value) and message in str(err.value)
+
+
+def test_stratify_needs_a_classifier(tmp_path):
+    path = write(tmp_path, stratify=True)
+    path.write_text(path.read_text().replace("task: classification", "task: regression").replace(
+        "roc_auc: {min_delta: 0.0}", "rmse: {min_delta: 0.0}"))
+    with pytest.raises(SpecError, match="model.stratify: a stratified holdout needs model.task 'classification'"):
+        load_spec(path)

@@ -1,0 +1,230 @@
+"""Event-driven ingest with real Airflow processes (api-server, scheduler, dag-processor, triggerer):
+a Redis pub/sub message, an SQS message (moto server) and another team's asset event each start
+``<name>__ingest`` on the partition they name; the same message twice changes no row; a ``@champion``
+moved by hand in the registry is recorded in the promotion log and re-scores.
+
+One Airflow for the module; the tests run in file order on one pipeline (``evq``, a ``files`` source
+with no ``partition.column``: only the message can name the partition).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, free_port
+from tests.sources.conftest import AWS_KEYS, aws_connection, boto_client
+from tests.sources.specs import day_rows, table_spec
+
+pytestmark = pytest.mark.e2e
+NAME = "evq"
+TERMINAL = {"success", "failed"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, moto_url, redis_up):
+    from mlops_pack.cli import runner
+
+    home = tmp_path_factory.mktemp("events-home")
+    inbox, api_port = home / "in", free_port()
+    inbox.mkdir()
+    channel = f"evq-{uuid.uuid4().hex[:8]}"
+    queue_url = boto_client("sqs", moto_url).create_queue(QueueName=f"evq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    spec = table_spec(home / "pipelines", NAME, {"kind": "files", "url": f"file://{inbox}", "pattern": "*.csv"},
+                      events={"queues": [{"scheme": "redis+pubsub", "queue": channel, "conn_id": "evq_redis",
+                                          "poll_seconds": 0.5},
+                                         {"scheme": "sqs", "queue": queue_url, "conn_id": "evq_aws",
+                                          "poll_seconds": 1}],
+                              "upstream_assets": [{"name": "team_upstream.listings_export",
+                                                   "uri": "upstream://team/listings_export"}],
+                              "champion_poll_seconds": 5},
+                      # This module tests how runs start; the suite's checks are test_source_kinds.py's job.
+                      validation={"expectations": [
+                          {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 100}},
+                          {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "listing_id"}}]})
+    dags = runner.write_dag_files(home, {NAME: spec})
+    shutil.copy(REPO / "include" / "examples" / "upstream_export.py", dags / "upstream_export.py")
+    runner.write_config(home, api_port, home / "pipelines", dags_folder=dags, paused=True)
+    airflow = runner.Airflow(home, api_port, [NAME], triggerer=True, extra_env={
+        **AWS_KEYS, "AIRFLOW_CONN_EVQ_REDIS": "redis://127.0.0.1:6379/0",
+        "AIRFLOW_CONN_EVQ_AWS": aws_connection(moto_url)})
+    mlflow_init = runner.init_mlflow(home, wait=False)
+    airflow.migrate()
+    runner.finish_init(mlflow_init)
+    airflow.start()
+    try:
+        wait_for_dags(airflow, {f"{NAME}__ingest", f"{NAME}__champion_watch", "team_upstream_export"})
+        for dag_id in (f"{NAME}__ingest", f"{NAME}__champion_watch", "team_upstream_export"):
+            airflow.set_paused(dag_id, False)
+        yield Stack(airflow, home, inbox, channel, queue_url, moto_url)
+    finally:
+        airflow.stop()
+
+
+class Stack:
+    def __init__(self, airflow, home, inbox, channel, queue_url, moto_url):
+        self.airflow, self.home, self.inbox = airflow, home, inbox
+        self.channel, self.queue_url, self.moto_url = channel, queue_url, moto_url
+        self.data = home / "mlops-data" / NAME
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.airflow.runs(dag_id)
+
+    def wait_runs(self, dag_id: str, count: int, timeout: float = 480) -> list[dict]:
+        """The DAG's runs once at least ``count`` exist and all have finished."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                runs = self.runs(dag_id)
+            except httpx.TimeoutException:  # a busy api-server: ask again
+                continue
+            if len(runs) >= count and all(r["state"] in TERMINAL for r in runs):
+                return runs
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id}: wanted {count} finished runs in {timeout}s, have "
+                           f"{[(r['dag_run_id'], r['state']) for r in self.runs(dag_id)]}; see {self.home / 'logs'}")
+
+    def validated(self) -> dict[str, tuple[int, str]]:
+        found = {}
+        for manifest in sorted((self.data / "validated").glob("*/manifest.json")):
+            m = json.loads(manifest.read_text())
+            found[manifest.parent.name] = (m["rows"], m["version"])
+        return found
+
+    def publish_redis(self, message: dict) -> None:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379)
+        deadline = time.monotonic() + 120
+        while dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0) < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nobody subscribed to {self.channel}: is the triggerer running the watcher?")
+            time.sleep(1)
+        client.publish(self.channel, json.dumps(message))
+
+
+def wait_for_dags(airflow, wanted: set[str], timeout: float = 240) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            token = airflow.http.get("/auth/token").json()["access_token"]
+            airflow.http.headers["Authorization"] = f"Bearer {token}"
+            if wanted <= {d["dag_id"] for d in airflow.get("/api/v2/dags", limit=100)["dags"]}:
+                return
+        except (httpx.HTTPError, KeyError, ValueError):
+            pass
+        time.sleep(2)
+    raise TimeoutError(f"Airflow did not serve {wanted} within {timeout}s")
+
+
+def write_day(stack: Stack, day: int, name: str) -> None:
+    pd.DataFrame(day_rows(day)).to_csv(stack.inbox / name, index=False)
+
+
+def test_a_redis_message_starts_ingest_of_the_partition_it_names(stack):
+    write_day(stack, 1, "day1.csv")
+    stack.publish_redis({"file": "day1.csv", "partition": "2026-11-01"})
+    [run] = stack.wait_runs(f"{NAME}__ingest", 1)
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered" and run["logical_date"] is None
+    assert list(stack.validated()) == ["2026-11-01"] and stack.validated()["2026-11-01"][0] == 150
+
+
+def test_the_same_message_twice_does_not_duplicate_data(stack):
+    before = stack.validated()
+    stack.publish_redis({"file": "day1.csv", "partition": "2026-11-01"})
+    stack.publish_redis({"file": "day1.csv", "partition": "2026-11-01"})
+    time.sleep(5)  # Airflow may fold both events into one run
+    runs = stack.wait_runs(f"{NAME}__ingest", 2)
+    time.sleep(10)  # a second run for the second message starts a scheduler loop or two after the first
+    runs = stack.wait_runs(f"{NAME}__ingest", len(runs))
+    assert all(r["state"] == "success" for r in runs)
+    assert stack.validated() == before  # same partition, same rows, same version
+    assert len(pd.read_parquet(next((stack.data / "validated" / "2026-11-01").glob("data-*.parquet")))) == 150
+
+
+def test_an_sqs_message_starts_ingest_of_the_partition_it_names(stack):
+    count = len(stack.runs(f"{NAME}__ingest"))
+    write_day(stack, 2, "day2.csv")
+    boto_client("sqs", stack.moto_url).send_message(
+        QueueUrl=stack.queue_url, MessageBody=json.dumps({"file": "day2.csv", "partition": "2026-11-02"}))
+    wait_for(lambda: "2026-11-02" in stack.validated(), "validated partition 2026-11-02")
+    runs = stack.wait_runs(f"{NAME}__ingest", count + 1)
+    assert all(r["state"] == "success" for r in runs)
+    assert stack.validated()["2026-11-02"][0] == 150
+
+
+def test_an_upstream_dag_asset_event_starts_ingest(stack):
+    count = len(stack.runs(f"{NAME}__ingest"))
+    write_day(stack, 3, "day3.csv")
+    stack.airflow.trigger("team_upstream_export", {"file": "day3.csv", "partition": "2026-11-03"})
+    [upstream] = stack.wait_runs("team_upstream_export", 1)
+    assert upstream["state"] == "success"
+    wait_for(lambda: "2026-11-03" in stack.validated(), "validated partition 2026-11-03")
+    runs = stack.wait_runs(f"{NAME}__ingest", count + 1)
+    assert all(r["state"] == "success" for r in runs)
+    assert set(stack.validated()) == {"2026-11-01", "2026-11-02", "2026-11-03"}
+
+
+def test_a_champion_moved_by_hand_is_recorded_and_rescored(stack):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{stack.home / 'mlflow.db'}")
+    register_versions(stack, 2)
+    stack.airflow.set_paused(f"{NAME}__score", False)
+    client.set_registered_model_alias(NAME, "champion", "1")  # in the MLflow UI, by hand
+    stack.wait_runs(f"{NAME}__champion_watch", 1)
+    wait_for(lambda: list((stack.data / "predictions").glob("*__v1/manifest.json")), "predictions by v1")
+    client.set_registered_model_alias(NAME, "champion", "2")
+    watch = stack.wait_runs(f"{NAME}__champion_watch", 2)
+    assert [r["state"] for r in watch] == ["success", "success"]
+    wait_for(lambda: list((stack.data / "predictions").glob("*__v2/manifest.json")), "predictions by v2")
+    records = sorted((json.loads(p.read_text()) for p in (stack.data / "promotions").glob("*.json")),
+                     key=lambda r: r["decided_at"])
+    assert [(r["champion_before"], r["champion_after"], r["decision"]) for r in records] == \
+        [(None, "1", "promoted"), ("1", "2", "promoted")]
+    assert all("moved outside the pack" in r["approved_by"] for r in records)
+    assert str(client.get_model_version_by_alias(NAME, "previous").version) == "1"  # a rollback can undo the move
+
+
+def wait_for(found, what: str, timeout: float = 480):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := found():
+            return value
+        time.sleep(2)
+    raise TimeoutError(f"no {what} within {timeout}s")
+
+
+def register_versions(stack: Stack, count: int) -> None:
+    """``count`` versions of a small model trained on the validated data, registered as the pipeline's model."""
+    code = f"""
+import glob, mlflow, mlflow.sklearn, pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+from mlops_pack.core.train import trusted_types
+mlflow.set_tracking_uri('sqlite:///{stack.home / 'mlflow.db'}')
+mlflow.set_experiment('{NAME}-by-hand')
+frame = pd.concat(pd.read_parquet(p) for p in glob.glob('{stack.data}/validated/*/data-*.parquet'))
+x = frame[['area_m2', 'rooms', 'age_years', 'distance_km', 'city', 'condition']]
+for alpha in range({count}):
+    model = make_pipeline(ColumnTransformer([('cat', OneHotEncoder(handle_unknown='ignore'), ['city', 'condition'])],
+                                            remainder='passthrough'), Ridge(alpha=1.0 + alpha)).fit(x, frame['price'])
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(model, name='model', registered_model_name='{NAME}',
+                                 skops_trusted_types=trusted_types(model))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**stack.airflow.env, "PYTHONPATH": str(REPO / "plugins")})

@@ -1,0 +1,219 @@
+"""One api-server with the pack's plugin for every UI test, an MLflow UI beside it, and Debian Chromium.
+
+The server is package-scoped: tests/ui starts it once, whichever of its modules runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HOME, free_port
+
+PIPELINE = "uishop"  # seeded storage, as the loop leaves it
+HOSTILE = "<script>alert('x')</script>"
+PASSWORD = "ui-test-password"
+VIEWER_PASSWORD = "ui-test-viewer"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def seed(root: Path) -> None:
+    """A pipeline's storage as the loop leaves it, with scraped (hostile) values in it."""
+    (root / "promotions").mkdir(parents=True)
+    for version, decision, rmse in (("1", "promoted", 120.0), ("2", "rejected", 130.0), ("3", "promoted", 100.0)):
+        (root / "promotions" / f"2026-11-0{version}T000000_v{version}.json").write_text(json.dumps({
+            "model": PIPELINE, "version": version, "decision": decision, "reason": f"because {HOSTILE}",
+            "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": None, "champion_after": version,
+            "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95}],
+            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1"}))
+    for key, share, cols in (("2026-11-01__v1", 0.0, []), ("2026-11-02__v3", 0.6, ["city", HOSTILE])):
+        folder = root / "reports" / "drift" / key
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"share": share, "threshold": 0.5, "drift": share >= 0.5,
+                                                         "drifted_columns": cols, "model_version": "1"}))
+        (folder / "report.html").write_text(f"<html><body>Evidently report {key}</body></html>")
+    (root / "validated" / "2026-11-02").mkdir(parents=True)
+    (root / "validated" / "2026-11-02" / "manifest.json").write_text(json.dumps(
+        {"partition": "2026-11-02", "rows": 400, "version": "abc123", "written_at": "2026-11-02T00:00:00"}))
+    (root / "quarantine" / "2026-11-03").mkdir(parents=True)
+    (root / "quarantine" / "2026-11-03" / "validation.json").write_text(json.dumps(
+        {"success": False, "failed": 1, "evaluated": 5, "failures": [{"expectation": "not_null", "column": HOSTILE}]}))
+    for key in ("2026-11-02", "2026-11-03"):
+        (root / "reports" / "datadocs" / key).mkdir(parents=True)
+        (root / "reports" / "datadocs" / key / "index.html").write_text(f"<html>GX Data Docs {key}</html>")
+    (root / "state").mkdir()
+    (root / "state" / "drift_signal.json").write_text('{"secret": "state is not served"}')
+    (root.parent / "outside.txt").write_text("outside the pipeline")
+    (root / "reports" / "escape").symlink_to(root.parent)
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180) -> None:
+    """Return once ``url`` answers (any HTTP status); fail with the process's log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen, group: bool = False) -> None:
+    """Stop a process this module started; with ``group``, its whole session (mlflow's uvicorn child)."""
+    def send(sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    send(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@dataclass
+class UiServer:
+    base: str
+    token: str  # the admin's, from POST /auth/token
+    env: dict[str, str]
+    mlflow_url: str  # what [mlops] mlflow_ui_url says; see the mlflow_ui fixture
+    home: Path
+
+
+@pytest.fixture(scope="package")
+def ui_server(airflow_db, tmp_path_factory):
+    """The api-server with the pack's plugin (from its entry point only), SimpleAuthManager users
+    ``admin`` (admin) and ``viewer`` (viewer), links pointed at it and at the MLflow UI's port.
+
+    The test process gets the same ``[mlops]`` URLs, so the links its ``dag.test()`` runs store match.
+    """
+    seed(HOME / "data" / PIPELINE)
+    home = tmp_path_factory.mktemp("ui")
+    (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD, "viewer": VIEWER_PASSWORD}))
+    (home / "plugins").mkdir()
+    port, mlflow_port = free_port(), free_port()
+    base, mlflow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
+    links = {"AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url}
+    env = {**os.environ, **links, "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
+           "AIRFLOW__CORE__AUTH_MANAGER":
+               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
+           "AIRFLOW__API__BASE_URL": base}
+    log = home / "api-server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(port), "--host", "127.0.0.1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    saved = {k: os.environ.get(k) for k in links}
+    os.environ.update(links)
+    try:
+        wait_for_http(f"{base}/api/v2/monitor/health", proc, log, "api-server")
+        request = urllib.request.Request(f"{base}/auth/token", data=json.dumps(
+            {"username": "admin", "password": PASSWORD}).encode(), headers={"Content-Type": "application/json"})
+        token = json.loads(urllib.request.urlopen(request, timeout=30).read())["access_token"]
+        yield UiServer(base, token, env, mlflow_url, home)
+    finally:
+        stop(proc)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="package")
+def mlflow_ui(ui_server):
+    """A real MLflow UI (``mlflow server``) on the tests' MLflow store, at ``[mlops] mlflow_ui_url``.
+
+    Yields a function that waits until it answers: it starts while the caller does other work.
+    """
+    port = ui_server.mlflow_url.rsplit(":", 1)[1]
+    log = ui_server.home / "mlflow.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"], "--default-artifact-root",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"], "--host", "127.0.0.1", "--port", port,
+             "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # the UI only: no job runner and its seven huey consumers
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+    def ready() -> str:
+        wait_for_http(f"{ui_server.mlflow_url}/health", proc, log, "mlflow server")
+        return ui_server.mlflow_url
+
+    yield ready
+    stop(proc, group=True)
+
+
+def ensure_chromium() -> Path:
+    """Debian's ``chromium`` (installed with apt-get when missing); fails saying why it cannot be had."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    apt = shutil.which("apt-get")
+    if apt is None:
+        pytest.fail(f"Debian chromium is missing ({CHROMIUM}) and apt-get is not available: install chromium")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    install = [*sudo, apt, "install", "-y", "--no-install-recommends", "chromium"]
+    answer = subprocess.run(install, capture_output=True, text=True, timeout=1200)
+    if answer.returncode != 0:  # an image without package lists: fetch them once, then retry
+        subprocess.run([*sudo, apt, "update"], capture_output=True, text=True, timeout=600)
+        answer = subprocess.run(install, capture_output=True, text=True, timeout=1200)
+    if answer.returncode != 0 or not CHROMIUM.exists():
+        pytest.fail(f"could not install Debian chromium with `{' '.join(install)}` (exit {answer.returncode}):\n"
+                    f"{(answer.stdout + answer.stderr)[-2000:]}")
+    return CHROMIUM
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Debian Chromium driven by playwright (no browser download).
+
+    Playwright's sync API keeps an event loop running in this thread while it is open: enter it only
+    after code that calls ``asyncio.run`` (a DAG run's scrape) is done.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), headless=True,
+                                             args=["--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def get(url: str, token: str | None = None, cookie: str | None = None) -> tuple[int, str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if cookie:
+        headers["Cookie"] = f"_token={cookie}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
+            return answer.status, answer.read().decode(), answer.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), exc.headers

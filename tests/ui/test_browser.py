@@ -1,0 +1,173 @@
+"""What a user sees, in headless Debian Chromium: the real login page, the model health page in the
+navigation and on a DAG page, and every extra link of a real validate, train, promote and drift task
+opening (200) with the content it names.
+
+The pipeline runs for real (dag.test(): the demo site, GX, MLflow on SQLite, Evidently) in the
+package's Airflow home, so the package's api-server shows its task instances; the MLflow links open
+in a real MLflow UI on the same store. Screenshots go to the test's tmp dir; with
+``MLOPS_UI_SCREENSHOTS=<folder>`` the ones docs/ui.md shows are also written there (see docs/ui.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import DAGS, HOME, write_spec
+from tests.ui.conftest import VIEWER_PASSWORD, chromium
+
+pytestmark = pytest.mark.e2e
+
+NAME = "uiloop"
+WAIT_MS = 120_000  # a busy 2-core machine renders the UI slowly; nothing here measures time
+DOC_SHOTS = {"health-dag-tab.png": "health-tab.png", "health-page.png": "health.png",
+             "drift_report-drift-report.png": "drift-report.png"}
+
+
+@dataclasses.dataclass
+class Loop:
+    runs: dict[str, str]  # stage -> Airflow run_id
+    mlflow_run_id: str
+
+
+@pytest.fixture(scope="module")
+def loop(ui_server, mlflow_ui, demo_site, airflow_db) -> Loop:
+    """One market day through ingest, train, score and monitor, as the loop runs them."""
+    from mlflow import MlflowClient
+    from mlops_pack.dag_factory import build_dags
+
+    url, site = demo_site
+    site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
+    # 400 listings a day hold out 80 rows: let the gate judge them
+    spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50"})
+    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
+                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    runs = {}
+    for stage in ("ingest", "train", "score", "monitor"):
+        if stage == "train":
+            mlflow_ui()  # started with the ingest; its store is created before the train writes to it
+        run = build_dags(spec)[f"{NAME}__{stage}"].test()
+        assert run.state == "success", stage
+        runs[stage] = run.run_id
+    version = MlflowClient(os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"]).get_model_version(NAME, "1")
+    return Loop(runs, version.run_id)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def page(ui_server, loop, shots):
+    """A page signed in as ``viewer`` (a read-only user) through Airflow's real login page."""
+    with chromium() as browser:  # after the DAG runs: playwright keeps an event loop in this thread
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        page.goto(ui_server.base + "/")
+        page.wait_for_url("**/auth/login**")
+        page.get_by_label("Username").fill("viewer")
+        page.get_by_label("Password").fill(VIEWER_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(ui_server.base + "/")
+        assert "_token" in {c["name"] for c in context.cookies()}
+        yield page
+        context.close()
+    if os.environ.get("MLOPS_UI_SCREENSHOTS"):
+        target = Path(os.environ["MLOPS_UI_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        for name, doc_name in DOC_SHOTS.items():
+            if (shots / name).exists():
+                shutil.copyfile(shots / name, target / doc_name)
+
+
+def health_frame(page: Any) -> Any:
+    """The plugin page inside the Airflow UI's frame, once it shows the pipeline."""
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("heading", name=f"Model health: {NAME}").wait_for()
+    return frame
+
+
+def test_model_health_page_in_the_navigation_and_on_the_dag_page(page, ui_server, loop, shots):
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Model health").click()
+    page.wait_for_url("**/plugin/mlops_health")
+    page.frame_locator("iframe").get_by_role("link", name=NAME).click()
+    frame = health_frame(page)
+    page.screenshot(path=str(shots / "health-nav.png"))
+
+    page.goto(f"{ui_server.base}/dags/{NAME}__train")
+    page.get_by_role("tab", name="Model health").or_(page.get_by_role("link", name="Model health")).first.click()
+    frame = health_frame(page)
+    body = frame.locator("body")
+    assert "Current champion: 1" in body.inner_text()
+    assert frame.locator("td.promoted").first.inner_text() == "promoted"
+    assert frame.locator("svg").count() >= 3  # r2 and rmse per version, drift share per report
+    assert frame.get_by_role("link", name="report").get_attribute("href") == (
+        f"{ui_server.base}/mlops/files/{NAME}/reports/drift/2026-11-01__v1/report.html")
+    assert frame.get_by_role("link", name="Data Docs").get_attribute("href") == (
+        f"{ui_server.base}/mlops/files/{NAME}/reports/datadocs/2026-11-01/index.html")
+    assert frame.get_by_role("link", name="v1").get_attribute("href") == (
+        f"{ui_server.mlflow_url}/#/models/{NAME}/versions/1")
+    run = frame.get_by_role("link", name=f"{NAME}__train")
+    assert run.get_attribute("href") == f"{ui_server.base}/dags/{NAME}__train/runs/{quote(loop.runs['train'], safe='')}"
+    page.screenshot(path=str(shots / "health-dag-tab.png"))
+    page.goto(f"{ui_server.base}/mlops/health/{NAME}")  # the page itself, whole
+    page.get_by_role("heading", name=f"Model health: {NAME}").wait_for()
+    page.screenshot(path=str(shots / "health-page.png"), full_page=True)
+
+
+def follow(page: Any, link: Any) -> tuple[Any, Any]:
+    """Click an extra link as a user does; (the page it opened, the response to its navigation)."""
+    href = link.get_attribute("href")
+    assert href and href.startswith("http"), href
+    document = href.split("#")[0]
+    with page.context.expect_event("response", predicate=lambda r: r.url == document and
+                                   r.request.is_navigation_request()) as answer:
+        if link.get_attribute("target") == "_blank":
+            with page.context.expect_page() as opened:
+                link.click()
+            shown = opened.value
+        else:
+            link.click()
+            shown = page
+    return shown, answer.value
+
+
+# (stage, task, map index, link name, text the opened page shows: a str, or a Loop -> str)
+LINKS = [
+    ("ingest", "validate", -1, "Data Docs", f"{NAME}_suite"),  # the suite's validation, listed
+    ("train", "train", -1, "MLflow run", lambda loop: loop.mlflow_run_id),
+    ("train", "train", -1, "MLflow model version", lambda loop: loop.runs["train"]),  # the version's airflow.run_id tag
+    ("train", "promote", -1, "MLflow model version", lambda loop: loop.runs["train"]),
+    ("monitor", "drift_report", 0, "Drift report", "Dataset Drift is NOT detected"),
+]
+
+
+@pytest.mark.parametrize(("stage", "task", "map_index", "name", "expected"), LINKS,
+                         ids=[f"{t}-{n}" for _, t, _, n, _ in LINKS])
+def test_each_extra_link_opens_what_it_names(page, ui_server, loop, shots, stage, task, map_index, name, expected):
+    dag_id, run_id = f"{NAME}__{stage}", loop.runs[stage]
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    page.goto(f"{ui_server.base}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task}{mapped}")
+    page.get_by_role("tab", name="Details").or_(page.get_by_role("link", name="Details")).first.click()
+    page.get_by_text("Extra Links").wait_for()
+    link = page.get_by_role("link", name=name, exact=True)
+    shown, response = follow(page, link)
+    assert response.status == 200, (link.get_attribute("href"), response.status)
+    text = expected(loop) if callable(expected) else expected
+    if name == "Data Docs":  # GX lists validations with scripts from public CDNs: read the page's HTML
+        assert text in response.text() and "Data Docs" in shown.locator("body").inner_text()
+    else:
+        shown.get_by_text(text).first.wait_for()
+    slug = name.lower().replace(" ", "-")
+    shown.screenshot(path=str(shots / f"{task}-{slug}.png"), full_page=True)
+    if shown is not page:
+        shown.close()

@@ -1,0 +1,59 @@
+"""The retrain policy: which triggers train, and no retrain on data the champion already learned from."""
+
+from __future__ import annotations
+
+import pytest
+from mlops_pack.core.retrain import decide, drifted_partitions, training_window
+
+
+def test_drift_on_data_the_champion_was_trained_on_does_not_retrain():
+    d = decide(["drift"], ["new_data", "drift"], champion="2", champion_partitions=["2026-11-01", "2026-11-02"],
+               drifted=["2026-11-02"])
+    assert not d.train and "already trained on the drifted partitions ['2026-11-02']" in d.reason
+
+
+def test_drift_on_new_data_retrains_and_names_the_partitions():
+    d = decide(["drift"], ["drift"], champion="1", champion_partitions=["2026-11-01"], drifted=["2026-11-02"])
+    assert d.train and d.drifted_partitions == ("2026-11-02",) and "2026-11-02" in d.reason
+
+
+def test_an_unknown_champion_window_retrains_on_drift():
+    assert decide(["drift"], ["drift"], champion="1", champion_partitions=None, drifted=["x"]).train
+
+
+def test_new_data_trains_only_when_the_policy_says_so_once_a_champion_exists():
+    assert decide(["new_data"], ["drift"], champion=None, champion_partitions=None).train  # first model
+    skipped = decide(["new_data"], ["drift"], champion="1", champion_partitions=["a"])
+    assert not skipped.train and "new_data is not in retrain.triggers" in skipped.reason
+    assert decide(["new_data"], ["new_data"], champion="1", champion_partitions=["a"]).train
+
+
+@pytest.mark.parametrize(("on", "trains"), [(["schedule"], True), (["new_data", "drift"], False)])
+def test_schedule(on, trains):
+    assert decide(["schedule"], on, champion="1", champion_partitions=["a"]).train is trains
+
+
+def test_manual_runs_always_train_and_any_trigger_asking_wins():
+    assert decide([], [], champion="1", champion_partitions=["a"]).train
+    both = decide(["new_data", "drift"], ["new_data"], champion="1", champion_partitions=["a"], drifted=["a"])
+    assert both.train
+
+
+def test_prediction_keys_map_to_validated_partitions():
+    assert drifted_partitions(["2026-11-03__v2", "2026-11-03__v1", "plain"]) == ["2026-11-03", "plain"]
+
+
+def test_training_window_holds_the_drifted_partitions():
+    keys = ["d1", "d2", "d3", "d4"]
+    assert training_window(keys, 2) == ["d3", "d4"]
+    assert training_window(keys, 2, ["d1"]) == ["d1", "d3", "d4"]
+    with pytest.raises(ValueError, match=r"drifted partitions \['d9'\]"):
+        training_window(keys, 2, ["d9"])
+
+
+def test_drift_does_not_retrain_a_window_the_gate_already_rejected():
+    d = decide(["drift"], ["new_data", "drift"], champion="1", champion_partitions=["d1"], drifted=["d2"],
+               rejected_same_window="2")
+    assert not d.train and "v2 was trained on this very window" in d.reason
+    assert decide(["new_data", "drift"], ["new_data", "drift"], champion="1", champion_partitions=["d1"],
+                  drifted=["d2"], rejected_same_window="2").train  # new data in the same batch still trains

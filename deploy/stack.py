@@ -149,7 +149,9 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
 def mlflow_env(cfg: StackConfig) -> dict[str, str]:
     """The tracking server alone touches S3 for artifacts (workers go through its proxy)."""
     return {"MLFLOW_S3_ENDPOINT_URL": f"http://{cfg.endpoints.s3}", "AWS_ACCESS_KEY_ID": MOTO_KEY,
-            "AWS_SECRET_ACCESS_KEY": MOTO_SECRET, "AWS_DEFAULT_REGION": REGION}
+            "AWS_SECRET_ACCESS_KEY": MOTO_SECRET, "AWS_DEFAULT_REGION": REGION,
+            # MLflow 3's job runner (huey consumers for GenAI jobs) is not used by the loop: no idle workers
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def topology(cfg: StackConfig) -> dict[str, dict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,7 +40,8 @@ def mlflow_server(postgres_db, tmp_path_factory):
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres_db,
          "--artifacts-destination", f"file://{artifacts}", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "2"],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # stop its workers with it
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner: less CPU
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -54,5 +57,8 @@ def mlflow_server(postgres_db, tmp_path_factory):
         proc.kill()
         raise TimeoutError(f"mlflow server did not start in 180 s: see {log.name}")
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -50,12 +50,13 @@ with DAG("failing__probe", schedule=None, start_date=dt.datetime(2026, 1, 1, tzi
 """
 
 
-def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path, capfd):
+def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path):
     """What follows a task's error (Airflow's post-execute lines, the pack's failure alert, here with both
     channels down and logging why) leaves the error within the task log's last 20 lines."""
     import json
     import os
-    import runpy
+    import subprocess
+    import sys
 
     from tests.conftest import DAGS, free_port, write_spec
 
@@ -68,15 +69,17 @@ def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path, capfd):
                     "  webhook_conn_id: down_hook\n")
     path = DAGS / "failing_probe.py"
     path.write_text(FAILING_DAG.format(spec=str(spec)))
+    # dag.test() in a process of its own: what it prints is then all of the task's output, whichever
+    # logging set-up earlier tests in this session left behind (they can point Airflow's log handlers
+    # at a stream no capture fixture sees).
+    code = f"import runpy; run = runpy.run_path({str(path)!r})['dag'].test(); print('RUN STATE', run.state)"
     try:
-        dag = runpy.run_path(str(path))["dag"]
-        capfd.readouterr()
-        run = dag.test()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                             env=os.environ)
     finally:
         path.unlink()
-    out = capfd.readouterr()
-    assert run.state == "failed"
-    lines = (out.out + out.err).splitlines()
+    lines = (out.stdout + out.stderr).splitlines()
+    assert "RUN STATE failed" in lines, "\n".join(lines[-40:])
     start = next(i for i, line in enumerate(lines) if "[DAG TEST] running task" in line and ".train " in line)
     end = next(i for i, line in enumerate(lines) if "[DAG TEST] end task" in line and "task_id=train" in line)
     task_log = lines[start + 1:end]

@@ -19,10 +19,13 @@ install: $(PY)
 demo: install
 	$(PY) include/demo_site/loop.py --home demo_home
 
+# Two workers: most of the suite waits on real Airflow/MLflow processes (tests/conftest.py says how
+# the work is split). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR dags plugins tests
-	$(PY) -m pytest -p no:cacheprovider -ra
+	$(PY) -m pytest -p no:cacheprovider -ra -n $(TEST_WORKERS)
 
 # The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only), with the MLflow
 # UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links point) for as long

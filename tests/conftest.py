@@ -90,3 +90,41 @@ def demo_site():
     server, site = serve(0, SiteState(day=1, records_per_day=400, page_size=50))
     yield f"http://127.0.0.1:{server.server_address[1]}", site
     server.shutdown()
+
+
+# --- Running the suite on two workers (pytest-xdist, `make test`) --------------------------------
+# Most of the suite's time is real Airflow, MLflow and browser processes waiting on each other, so two
+# workers on two cores nearly halve it. A folder whose conftest starts expensive shared servers
+# (api-server + MLflow for tests/ui, moto + PostgreSQL for tests/sources, MLflow on PostgreSQL for
+# tests/integration) is one unit of work, so they start once; elsewhere a module is the unit (its
+# module fixtures, e.g. one Airflow home, stay on one worker).
+SHARED_FOLDERS = {"tests/ui", "tests/sources", "tests/integration"}
+
+
+def _work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    folder = path.rsplit("/", 1)[0]
+    return folder if folder in SHARED_FOLDERS else path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Units with real Airflow stacks (e2e) first, then live-service ones, unit tests last: the long
+    units start early and the short ones fill the tail, so neither worker idles at the end."""
+    rank: dict[str, int] = {}
+    for item in items:
+        cost = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("integration") else 2
+        unit = _work_unit(item.nodeid)
+        rank[unit] = min(rank.get(unit, cost), cost)
+    first_seen = {unit: i for i, unit in reversed(list(enumerate(_work_unit(item.nodeid) for item in items)))}
+    items.sort(key=lambda item: (rank[_work_unit(item.nodeid)], first_seen[_work_unit(item.nodeid)]))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order above, not "most tests first"
+    return WorkUnitScheduling(config, log)

@@ -107,12 +107,27 @@ def inbox_asset(spec: PipelineSpec) -> Any:
     """``<name>.inbox``: the asset whose events start ingest, watched on the spec's queues (docs/ingestion.md)."""
     from airflow.sdk import Asset, AssetWatcher
 
-    from mlops_pack.triggers.queue import QueueMessageTrigger
-
-    watchers = [AssetWatcher(name=f"{spec.name}_queue_{i}", trigger=QueueMessageTrigger(
-        scheme=q.scheme, queue=q.queue, conn_id=q.conn_id, poll_interval=q.poll_seconds))
-        for i, q in enumerate(spec.events.queues)]
+    watchers = [AssetWatcher(name=f"{spec.name}_queue_{i}", trigger=queue_trigger(q))
+                for i, q in enumerate(spec.events.queues)]
     return Asset(name=f"{spec.name}.inbox", uri=f"mlops://{spec.name}/inbox", group="mlops", watchers=watchers)
+
+
+def queue_trigger(queue: Any) -> Any:
+    """Airflow's ``MessageQueueTrigger`` for one ``events.queues`` entry: it hands the scheme's provider
+    trigger (redis ``AwaitMessageTrigger``, amazon ``SqsSensorTrigger``) to the triggerer; core/inbox.py
+    reads their messages off the asset events."""
+    import math
+
+    # Imported only for specs with queues: it loads the installed providers' queue classes.
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    if queue.scheme == "redis+pubsub":
+        return MessageQueueTrigger(scheme="redis+pubsub", channels=[queue.queue],
+                                   redis_conn_id=queue.conn_id or "redis_default", poll_interval=queue.poll_seconds)
+    # SQS long polling waits up to poll_seconds (whole seconds, 1..20) for a message, then asks again at once.
+    return MessageQueueTrigger(scheme="sqs", sqs_queue=queue.queue, aws_conn_id=queue.conn_id or "aws_default",
+                               max_messages=10, wait_time_seconds=min(20, max(1, math.ceil(queue.poll_seconds))),
+                               waiter_delay=0)
 
 
 def _with_events(spec: PipelineSpec, timetable: Any) -> Any:
@@ -207,7 +222,10 @@ def _score(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     with _dag(spec, "score", assets.validated | assets.champion,
               "score new validated partitions, or re-score with a new champion.", params=params) as dag:
         targets = PartitionsToScoreOperator(task_id="partitions_to_score", asset=assets.validated, **common)
-        BatchScoreOperator.partial(task_id="score", outlets=[assets.predictions], **common).expand(
+        # Bounded: each score task predicts on all of its worker's CPUs and holds a few chunks in memory,
+        # so many partitions (a new champion re-scores them all) must not all run at once.
+        BatchScoreOperator.partial(task_id="score", outlets=[assets.predictions],
+                                   max_active_tis_per_dag=spec.scoring.max_parallel, **common).expand(
             partition=targets.output)
     return dag
 

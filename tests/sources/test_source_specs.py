@@ -35,11 +35,20 @@ def test_events_make_the_ingest_schedule_and_the_champion_watch(tmp_path):
     assert isinstance(ingest.timetable, AssetOrTimeSchedule)
     assets = {a.name: a for a in ingest.timetable.asset_condition.objects}
     assert set(assets) == {"k_events.inbox", "team.export"}
+    # Airflow's MessageQueueTrigger hands the triggerer the provider's own trigger for each scheme.
     triggers = [w.trigger.serialize() for w in assets["k_events.inbox"].watchers]
-    assert triggers == [("mlops_pack.triggers.queue.QueueMessageTrigger",
-                         {"scheme": "redis+pubsub", "queue": "inbox", "conn_id": "redis_default", "poll_interval": 1.0}),
-                        ("mlops_pack.triggers.queue.QueueMessageTrigger",
-                         {"scheme": "sqs", "queue": "https://q/1/x", "conn_id": "aws_default", "poll_interval": 1.0})]
+    assert [type(w.trigger).__name__ for w in assets["k_events.inbox"].watchers] == ["MessageQueueTrigger"] * 2
+    assert triggers[0] == ("airflow.providers.redis.triggers.redis_await_message.AwaitMessageTrigger",
+                           {"channels": ["inbox"], "redis_conn_id": "redis_default", "poll_interval": 1.0})
+    assert triggers[1][0] == "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger"
+    assert {k: triggers[1][1][k] for k in ("sqs_queue", "aws_conn_id", "wait_time_seconds", "waiter_delay",
+                                           "delete_message_on_reception")} == \
+        {"sqs_queue": "https://q/1/x", "aws_conn_id": "aws_default", "wait_time_seconds": 1, "waiter_delay": 0,
+         "delete_message_on_reception": True}
+    alias = [w.trigger.serialize() for w in dags["k_events__champion_watch"].timetable.asset_condition.watchers]
+    assert alias == [("mlops_pack.triggers.registry.ChampionAliasTrigger",
+                      {"model": "k_events", "alias": "champion", "mlflow_conn_id": "mlflow_default",
+                       "poll_interval": 30.0})]
     watch = dags["k_events__champion_watch"]
     assert [t.task_id for t in watch.tasks] == ["sync_champion"]
     assert [o.name for o in watch.tasks[0].outlets] == ["k_events.champion"]

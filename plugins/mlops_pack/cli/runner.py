@@ -120,8 +120,11 @@ class Airflow:
         self.home, self.api_port, self.pipelines = home, api_port, list(pipelines)
         self.dags = dag_ids(self.pipelines)
         self.triggerer = triggerer
-        # Only airflow.cfg configures these processes: AIRFLOW__* variables of the caller would override it.
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        # Only airflow.cfg configures these processes: AIRFLOW__* variables of the caller would override it,
+        # and MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI (mlflow.set_tracking_uri exports them) would point the
+        # processes' MLflow at the caller's registry instead of this home's.
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("AIRFLOW__") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         self.env.update(AIRFLOW_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                         GIT_PYTHON_REFRESH="quiet", **(extra_env or {}))
         self.procs: list[subprocess.Popen] = []

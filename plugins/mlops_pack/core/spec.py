@@ -218,12 +218,13 @@ AnySource = Annotated[
 
 
 class QueueSpec(_Strict):
-    """A message queue whose messages start ``<name>__ingest`` (through an AssetWatcher)."""
+    """A message queue whose messages start ``<name>__ingest`` (an AssetWatcher with Airflow's MessageQueueTrigger)."""
 
     scheme: Literal["redis+pubsub", "sqs"]
     queue: str = Field(min_length=1, description="Redis channel, or SQS queue URL")
     conn_id: str | None = Field(default=None, description="default: redis_default / aws_default")
-    poll_seconds: float = Field(default=1.0, gt=0, le=300, description="wait between empty polls")
+    poll_seconds: float = Field(default=1.0, gt=0, le=300, description="Redis: wait between empty reads; SQS: "
+                                "long-poll wait, whole seconds from 1 to 20")
 
 
 class UpstreamAssetSpec(_Strict):
@@ -362,6 +363,8 @@ class PromotionSpec(_Strict):
 
 class ScoringSpec(_Strict):
     chunk_rows: int = Field(default=200_000, ge=100, description="rows per record batch; bounds scoring memory")
+    max_parallel: int = Field(default=2, ge=1, description="score tasks (one per partition) running at once across "
+                              "the score DAG's runs; each already predicts on all of its worker's CPUs")
     shadow: bool = Field(default=False, description="also score with the @challenger version, when there is one "
                          "other than the champion, into shadow_prediction columns; the monitor compares the two")
 

@@ -78,6 +78,8 @@ class PipelineTaskMixin:
 
 def event_partition_keys(context: Context, asset: Any = None) -> list[str]:
     """Partition keys named by the run's triggering asset events (of ``asset``, or of any asset)."""
+    from mlops_pack.core.inbox import MessageError, partitions_named, queue_messages
+
     events = context.get("triggering_asset_events") or {}
     groups = [events.get(asset, [])] if asset is not None else list(events.values())
     keys: list[str] = []
@@ -85,10 +87,15 @@ def event_partition_keys(context: Context, asset: Any = None) -> list[str]:
         for event in group:
             extra = event.extra or {}
             named = [p["key"] for p in extra.get("partitions", []) if isinstance(p, dict) and "key" in p]
-            # A queue message (AssetWatcher) lands in extra["payload"] (core/inbox.py).
+            # Queue messages (AssetWatcher) land in extra["payload"] in the provider trigger's shape, and a
+            # malformed one fails the run naming it (core/inbox.py), without retries: the message won't change.
+            try:
+                messages = partitions_named(extra) if queue_messages(extra) is not None else []
+            except MessageError as exc:
+                raise AirflowFailException(str(exc)) from exc
             payload = extra.get("payload") if isinstance(extra.get("payload"), dict) else {}
-            keys.extend(named or [str(k) for k in (extra.get("partition"), payload.get("partition"),
-                                                   getattr(event, "partition_key", None)) if k])
+            keys.extend(named or messages or [str(k) for k in (extra.get("partition"), payload.get("partition"),
+                                                                getattr(event, "partition_key", None)) if k])
     return list(dict.fromkeys(keys))
 
 

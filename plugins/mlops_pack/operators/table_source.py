@@ -110,10 +110,15 @@ class TableIngestOperator(PipelineOperator):
 
     def requests(self, context: Context) -> list[dict[str, Any]]:
         """What the triggering events (queue messages, upstream or REST events) ask for (core/inbox.py)."""
-        from mlops_pack.core.inbox import requests_of
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pack.core.inbox import MessageError, requests_of
 
         events = context.get("triggering_asset_events") or {}
-        return requests_of([event.extra or {} for group in events.values() for event in group])
+        try:
+            return requests_of([event.extra or {} for group in events.values() for event in group])
+        except MessageError as exc:  # a malformed message stays malformed: no retries
+            raise AirflowFailException(str(exc)) from exc
 
 
 class FileIngestOperator(TableIngestOperator):

@@ -8,18 +8,23 @@ registry the pack supports and costs one small registry call per poll.
 It reports the alias it sees when it starts, then every change: the task it starts compares with
 the promotion log, so a move made while the triggerer was down is not lost, and a move the pack
 made itself (already recorded) is not recorded twice.
+
+It never ends on its own: a model not registered yet, an alias not set, a registry that does not
+answer (or a connection that cannot be read) are logged, with the registry URI it reads, each time
+that status changes and again every ten minutes, and it tries again at the next poll. The decision
+("report this version?", "what does this read mean?") is ``core.registry_events.alias_poll``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from mlops_pack.hooks.mlflow import MlflowHook, RegistryError
+from mlops_pack.hooks.mlflow import MlflowHook
 
 
 class ChampionAliasTrigger(BaseEventTrigger):
@@ -44,27 +49,57 @@ class ChampionAliasTrigger(BaseEventTrigger):
                  "poll_interval": self.poll_interval})
 
     async def run(self):
-        # mlflow is imported in a thread: an import on the event loop stalls every trigger.
-        await asyncio.to_thread(importlib.import_module, "mlflow")
+        from mlops_pack.core.registry_events import alias_poll, should_log
+
+        self.log.info("Watching %s@%s every %gs (connection %s, else the [mlops] settings)", self.model,
+                      self.alias, self.poll_interval, self.mlflow_conn_id)
+        hook: MlflowHook | None = None
+        seen: str | None = None
+        last_status, logged_at = None, 0.0
+        while True:
+            try:
+                if hook is None:
+                    hook = await self._hook()
+                # mlflow (imported on the first read) and its store calls are blocking: off the event loop.
+                version, registered, registry = await asyncio.to_thread(_read_alias, hook, self.model, self.alias)
+                poll = alias_poll(self.model, self.alias, seen, version=version, registered=registered,
+                                  registry=registry)
+            except Exception as exc:  # noqa: BLE001 - a watcher outlives any registry failure; the log says why
+                poll = alias_poll(self.model, self.alias, seen, error=f"{type(exc).__name__}: {exc}")
+                hook = None  # look the connection up again: it may have been fixed
+            now = time.monotonic()
+            if should_log(poll.status, last_status, logged_at, now):
+                (self.log.warning if poll.problem else self.log.info)("%s", poll.status)
+                last_status, logged_at = poll.status, now
+            if poll.event is not None:
+                yield TriggerEvent(poll.event)
+            seen = poll.seen
+            await asyncio.sleep(self.poll_interval)
+
+    async def _hook(self) -> MlflowHook:
         # The async lookup: a sync one from a worker thread waits on the triggerer's event loop.
         try:
             conn = await MlflowHook.aget_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
             conn = None
-        hook = _KnownConnectionHook(self.mlflow_conn_id, conn)
-        seen: str | None = None
-        while True:
-            try:
-                version = await asyncio.to_thread(hook.alias_version, self.model, self.alias)
-            except RegistryError as exc:  # a registry outage: try again at the next poll
-                self.log.warning("Cannot read %s@%s: %s", self.model, self.alias, exc)
-                version = seen
-            if version is not None and version != seen:
-                self.log.info("%s@%s is version %s (was %s)", self.model, self.alias, version, seen)
-                yield TriggerEvent({"model": self.model, "alias": self.alias, "version": version,
-                                    "seen_before": seen})
-                seen = version
-            await asyncio.sleep(self.poll_interval)
+        return _KnownConnectionHook(self.mlflow_conn_id, conn)
+
+
+def _read_alias(hook: MlflowHook, model: str, alias: str) -> tuple[str | None, bool, str]:
+    """``(version or None, model registered?, registry URI)`` of ``model@alias``; raises when the registry
+    cannot answer. Runs in a worker thread."""
+    version = hook.alias_version(model, alias)
+    registered = True
+    if version is None:  # no alias, or no model: the log says which
+        from mlflow.exceptions import MlflowException
+
+        try:
+            hook.client.get_registered_model(model)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            registered = False
+    return version, registered, hook.connection.registry_uri
 
 
 class _KnownConnectionHook(MlflowHook):

@@ -9,7 +9,8 @@ Parquet; each contender runs in its own fresh process, so peak RSS (VmHWM) is it
 - baseline: read both files into pandas, Evidently 0.7.23 ``DataDriftPreset`` on all rows (what the
   monitor did before), verdicts read with ``core.drift.summarise``;
 - profile: read the reference profile (built at training time; its build time is printed apart),
-  stream the current file in record batches through ``core.drift_profile.profile_drift``.
+  stream the current file column by column through ``core.drift_profile.profile_drift_parquet``
+  (what ``EvidentlyDriftOperator`` runs).
 - profile + report: the same, plus the Evidently HTML report from a 20,000-row sample of each side
   (what ``EvidentlyDriftOperator`` runs; Evidently's ~8 s import included).
 
@@ -83,13 +84,11 @@ def worker(mode: str, folder: Path, numeric: list[str], categorical: list[str]) 
             reference_data=Dataset.from_pandas(reference, data_definition=definition))
         columns = summarise(snap.dict(), 0.3)["columns"]
     else:
-        import pyarrow.parquet as pq
-        from mlops_pack.core.drift_profile import profile_drift
+        from mlops_pack.core.drift_profile import profile_drift_parquet
         start = time.perf_counter()
         profile = json.loads((folder / "profile.json").read_text())
-        batches = pq.ParquetFile(folder / "current.parquet").iter_batches(batch_size=131_072,
-                                                                           columns=[*numeric, *categorical])
-        columns = profile_drift(profile, batches, 0.3)["columns"]
+        with (folder / "current.parquet").open("rb") as fh:  # as EvidentlyDriftOperator reads it
+            columns = profile_drift_parquet(profile, [fh], 0.3)["columns"]
         if mode == "profile+report":
             import pandas as pd
             from mlops_pack.core.drift import drift_report, sample_frame

@@ -90,3 +90,38 @@ def test_empty_current_column_is_named():
     with pytest.raises(ValueError, match="num2"):
         profile_drift(build_profile(reference, numeric, categorical),
                       [pa.Table.from_pandas(current, preserve_index=False)], 0.5)
+
+
+def test_bins_match_a_per_value_reading():
+    from mlops_pack.core.drift_profile import _bin
+
+    rng = np.random.default_rng(9)
+    edges = np.array([-1.0, 0.0, 0.5, 2.0, 3.0])
+    x = np.concatenate([rng.normal(1, 2, 500), edges, edges, [-5.0, 9.0]])  # values on edges: bin below
+    count, gap = _bin(edges, x)
+    idx = np.searchsorted(edges, x, side="left")
+    expected_gap = np.abs(edges[np.minimum(idx, len(edges) - 1)] - x)
+    assert count.tolist() == np.bincount(idx, minlength=len(edges) + 1).tolist()
+    assert gap == pytest.approx(np.bincount(idx, weights=expected_gap, minlength=len(edges) + 1), abs=1e-9)
+
+
+def test_parquet_files_read_by_column_give_the_verdicts_of_record_batches(tmp_path):
+    import pyarrow.parquet as pq
+    from mlops_pack.core.drift_profile import profile_drift_parquet
+
+    reference, current, numeric, categorical = random_frames(11, 3000, 4000)
+    current.loc[current.index[5:9], "num1"] = [np.inf, -np.inf, np.nan, np.nan]
+    current["ints"] = current["ints"].astype("int64")
+    profile = json.loads(json.dumps(build_profile(reference, numeric, categorical)))
+    halves = [current.iloc[:1500], current.iloc[1500:]]
+    for i, half in enumerate(halves):
+        pq.write_table(pa.Table.from_pandas(half, preserve_index=False), tmp_path / f"{i}.parquet",
+                       row_group_size=600)
+    batches = pa.Table.from_pandas(current, preserve_index=False).to_batches(max_chunksize=700)
+    expected = profile_drift(profile, batches, 0.5)
+    with (tmp_path / "1.parquet").open("rb") as second:  # a path or an open file
+        got = profile_drift_parquet(profile, [tmp_path / "0.parquet", second], 0.5)
+    assert got == expected and got["current_rows"] == 4000
+    pq.write_table(pa.Table.from_pandas(current.drop(columns=["skew"]), preserve_index=False), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="skew"):
+        profile_drift_parquet(profile, [tmp_path / "x.parquet"], 0.5)

@@ -81,3 +81,55 @@ def test_docs_dir_builds_a_data_docs_page(tmp_path):
     assert result["success"] is True
     assert result["docs"] and result["docs"].startswith(str(tmp_path)) and result["docs"].endswith("index.html")
     assert "<html" in (tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text()
+
+
+STRING_CHECKS = [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "city"}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "city"}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "city", "value_set": ["Berlin", "Bonn"]}},
+    {"type": "expect_column_values_to_not_be_in_set", "kwargs": {"column": "city", "value_set": ["Paris"]}},
+]
+
+
+def test_string_columns_checked_as_arrow_strings_report_what_object_columns_would():
+    from mlops_pack.core.validate import _arrow_strings
+
+    frame = pd.DataFrame({"city": ["Berlin", None, "Bonn", float("nan"), "Berlin", "Paris"]})
+    converted = _arrow_strings(frame, STRING_CHECKS)
+    assert str(converted["city"].dtype) == "string" and converted["city"].isna().sum() == 2
+    result = validate_frame(frame, STRING_CHECKS, "strings")
+    by_type = {f["expectation"]: (f["unexpected_percent"], f["sample"]) for f in result["failures"]}
+    assert by_type == {"expect_column_values_to_not_be_null": (33.333, [None, None]),  # not '<NA>'
+                       "expect_column_values_to_be_unique": (50.0, ["Berlin", "Berlin"]),
+                       "expect_column_values_to_be_in_set": (25.0, ["Paris"]),
+                       "expect_column_values_to_not_be_in_set": (25.0, ["Paris"])}
+
+
+@pytest.mark.parametrize(("values", "expectation"), [
+    (["a", "b"], {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "city", "type_": "object"}}),
+    (["a", 1], STRING_CHECKS[0]),  # not only str
+    (["a", "b"], {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "city", "value_set": ["a", "b", 1]}}),
+])
+def test_columns_stay_python_objects_where_arrow_strings_could_change_the_answer(values, expectation):
+    from mlops_pack.core.validate import _arrow_strings
+
+    frame = pd.DataFrame({"city": values})
+    assert _arrow_strings(frame, [expectation]) is frame
+    assert validate_frame(frame, [expectation], "objects")["success"] is True
+
+
+def test_mean_of_decimal_objects_and_of_floats_as_gx_computes_them(capfd):
+    from decimal import Decimal
+
+    mean = {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 2, "max_value": 2.5}}
+    assert validate_frame(pd.DataFrame({"x": [Decimal("1.5"), Decimal("3.0")]}), [mean], "dec")["success"] is True
+    failed = validate_frame(pd.DataFrame({"x": [1.0, 2.0]}), [mean], "floats")
+    assert failed["failures"][0]["observed"] == 1.5
+    assert "Calculating Metrics" not in capfd.readouterr().err  # GX's progress bars are off
+    import numpy as np
+    from great_expectations import util
+
+    # GX's own per-value scan is kept for object arrays, skipped for typed ones (which hold no Decimal)
+    assert util.does_ndarray_contain_decimal_dtype(np.array([1.0, Decimal("2")], dtype=object)) is True
+    assert util.does_ndarray_contain_decimal_dtype(np.array(["a", 1.0], dtype=object)) is False
+    assert util.does_ndarray_contain_decimal_dtype(np.arange(3.0)) is False

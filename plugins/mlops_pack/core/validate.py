@@ -3,14 +3,15 @@
 The suite comes from the spec's expectations and/or a GX suite JSON file. An ephemeral GX context
 is used by default; pass ``docs_dir`` to also build Data Docs (an HTML page per validation).
 Expectations are run in batches by the columns they read, each on a frame of just those columns,
-with GX's BASIC result format (``expectation_groups``; the cost is measured by bench/validate.py).
+with GX's BASIC result format (``expectation_groups``), object columns of str as Arrow strings where
+that cannot change an answer (``_arrow_strings``) and GX's progress bars off; where the time went is
+in docs/benchmarks.md (bench/validate.py --profile).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,14 +60,18 @@ def validate_frame(df: pd.DataFrame, expectations: list[dict[str, Any]], suite_n
         return {"success": False, "evaluated": len(expectations), "failed": len(failures), "failures": failures,
                 "docs": None, "suite": suite_name}
 
-    # GX draws tqdm progress bars on stderr, which a task log records as ERROR lines: none in a task.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     if docs_dir is not None:
         context = gx.get_context(mode="file", project_root_dir=str(docs_dir))
     else:
         context = gx.get_context(mode="ephemeral")
+    # GX draws a tqdm progress bar on stderr per batch (a task log records it as ERROR lines; 182
+    # writes, 4% of the time in bench/validate.py --profile). GX passes ``disable`` to tqdm itself, so
+    # TQDM_DISABLE does not reach it: the context's own switch does (in memory, not saved to its yml).
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    _skip_decimal_scan_of_typed_arrays()
     source = context.data_sources.add_or_update_pandas(name=f"{suite_name}_source")
     batch_definition = source.add_dataframe_asset(name=f"{suite_name}_frame").add_batch_definition_whole_dataframe(
         f"{suite_name}_batch")
@@ -115,7 +120,7 @@ def _validate_in_groups(df: pd.DataFrame, expectations: list[dict[str, Any]], ba
                 e = expectations[i]
                 suite.add_expectation_configuration(ExpectationConfiguration(type=e["type"],
                                                                              kwargs=e.get("kwargs", {})))
-            frame = df if columns is None else df[columns]
+            frame = df if columns is None else _arrow_strings(df[columns], [expectations[i] for i in members])
             run = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
                 suite, result_format=RESULT_FORMAT)
             unmatched = list(run.results)
@@ -130,11 +135,66 @@ def _validate_in_groups(df: pd.DataFrame, expectations: list[dict[str, Any]], ba
     return results, runs
 
 
+# Expectations whose GX pandas implementation reads only whether values are null, equal or members
+# of a set: on a column of str they report the same on pyarrow-backed strings as on Python objects.
+ARROW_STRING_SAFE = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_unique",
+    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"})
+
+
+def _arrow_strings(frame: pd.DataFrame, expectations: list[dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` with its object columns of str (and nulls) as pyarrow-backed strings, when every
+    expectation on it is in ``ARROW_STRING_SAFE`` (with a value set of str only); else ``frame``.
+
+    GX's pandas engine asks ``isna`` of a column once per metric, 3 times per expectation: on 1M
+    Python strings each call is a Python-object scan (80-120 ms), on Arrow strings a look at the
+    validity bitmap; ``isin`` and ``duplicated`` are Arrow kernels too. The conversion (~0.1 s per
+    1M strings) is inside the time bench/validate.py measures and pays back within the first
+    expectation."""
+    import pandas as pd
+    import pyarrow as pa
+
+    for e in expectations:
+        values = e.get("kwargs", {}).get("value_set")
+        if e["type"] not in ARROW_STRING_SAFE or (values is not None and not all(isinstance(v, str) for v in values)):
+            return frame
+    if not len(frame) or not all(pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes):
+        return frame
+    columns = {}
+    for name in frame.columns:
+        try:  # any value neither str nor null (None, NaN) raises: such a column stays as it is
+            columns[name] = pd.arrays.ArrowStringArray(
+                pa.array(frame[name].to_numpy(), type=pa.string(), from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return frame
+    return pd.DataFrame(columns, index=frame.index)
+
+
 def _is_result_of(result, expectation: dict[str, Any]) -> bool:
     config = result.expectation_config
     return config.type == expectation["type"] and all(  # GX stores 1 as 1.0, tuples as lists
         config.kwargs.get(k) == v or json.dumps(config.kwargs.get(k), default=str) == json.dumps(v, default=str)
         for k, v in expectation.get("kwargs", {}).items())
+
+
+def _skip_decimal_scan_of_typed_arrays() -> None:
+    """GX's pandas ``column.mean`` (and median, quantiles, ...) first asks, value by value in Python,
+    whether the column holds ``decimal.Decimal`` objects: 0.8 s of 4.5 s for one float column of 1M
+    rows (bench/validate.py --profile). Only an object array can hold one, so for a typed (float,
+    int, ...) array the answer is ``False`` without looking; object arrays are still scanned. The
+    check is replaced once per process, and it gives GX's own answer for every array."""
+    import great_expectations.util as gx_util
+
+    scan = gx_util.does_ndarray_contain_decimal_dtype
+    if getattr(scan, "_mlops_pack_typed_skip", False):
+        return
+
+    def does_ndarray_contain_decimal_dtype(data):
+        dtype = getattr(data, "dtype", None)
+        return bool(scan(data)) if dtype is None or dtype.kind == "O" else False
+
+    does_ndarray_contain_decimal_dtype._mlops_pack_typed_skip = True
+    gx_util.does_ndarray_contain_decimal_dtype = does_ndarray_contain_decimal_dtype
 
 
 @contextmanager
@@ -239,6 +299,8 @@ def _round(value):
 def _jsonable(value):
     """XCom and asset extras are strict JSON: NaN and infinities become None, other objects strings."""
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing markers (Arrow-backed columns)
         return None
     try:
         json.dumps(value, allow_nan=False)

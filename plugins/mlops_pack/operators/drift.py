@@ -47,7 +47,7 @@ class EvidentlyDriftOperator(MlflowOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.drift import spec_columns
-        from mlops_pack.core.drift_profile import profile_drift
+        from mlops_pack.core.drift_profile import profile_drift_parquet
         from mlops_pack.core.partitions import combined_key
         from mlops_pack.core.storage import read_manifest
 
@@ -65,9 +65,10 @@ class EvidentlyDriftOperator(MlflowOperator):
         numeric, categorical = spec_columns(self.spec)
         columns, drift = [*numeric, *categorical], self.spec.drift
         profile = self._profile(tags, reference_folder, numeric, categorical)
-        # One streaming pass over the predictions: the verdicts use every row, memory stays flat.
-        summary = profile_drift(profile, _batches(folders, manifests, columns), drift.share_threshold,
-                                drift.methods, drift.thresholds)
+        # One streaming pass over the predictions, column by column: the verdicts use every row,
+        # memory stays flat (one column's batch decoded at a time).
+        summary = profile_drift_parquet(profile, _data_files(folders, manifests, columns), drift.share_threshold,
+                                        drift.methods, drift.thresholds)
         key = combined_key(keys)
         summary.update(self._report(key, reference_folder, folders, manifests, numeric, categorical))
         summary.update({"model_version": version, "reference_rows": profile["rows"], "partition": key,
@@ -168,6 +169,20 @@ class EvidentlyDriftOperator(MlflowOperator):
 
 def _data_file(folder, manifest: dict[str, Any]):
     return folder / str(manifest["uri"]).rsplit("/", 1)[-1]
+
+
+def _data_files(folders: list, manifests: list[dict[str, Any]], columns: list[str]):
+    """Each partition's data file, open for reading, once its Parquet schema is known to hold ``columns``."""
+    import pyarrow.parquet as pq
+
+    for folder, manifest in zip(folders, manifests, strict=True):
+        with _data_file(folder, manifest).open("rb") as fh:
+            names = pq.read_schema(fh).names
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ValueError(f"drift columns {missing} missing from {folder} (has {names})")
+            fh.seek(0)
+            yield fh
 
 
 def _batches(folders: list, manifests: list[dict[str, Any]], columns: list[str], batch_size: int = 131_072):

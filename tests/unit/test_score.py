@@ -99,7 +99,7 @@ def test_a_failing_model_leaves_no_file_and_no_thread(tmp_path, model):
     with pytest.raises(RuntimeError, match="batch 2"):
         score_parquet(Broken(model), partition(tmp_path), out, ["area", "rooms"], LINEAGE, chunk_rows=100)
     assert not out.exists() and not list(out.parent.iterdir())
-    assert not [t for t in threading.enumerate() if t.name in ("score-reader", "score-writer")]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("score-reader", "score-writer", "score-predict"))]
 
 
 def test_lineage_is_stored_once_per_file_not_once_per_row(tmp_path, model):
@@ -189,3 +189,24 @@ def test_an_input_column_named_like_an_output_column_is_refused(tmp_path, model)
     with pytest.raises(ScoringError, match=r"\['prediction'\] would appear twice"):
         score_parquet(model, source, target(tmp_path), ["area", "rooms"], LINEAGE, chunk_rows=100,
                       keep=["prediction"])
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_rows_keep_their_order_whatever_the_number_of_predict_workers(tmp_path, model, workers):
+    source, out = partition(tmp_path, rows=1_000), target(tmp_path)
+    # many small chunks, finishing in any order on the workers, over row groups of another size
+    rows = score_parquet(model, source, out, ["area", "rooms"], LINEAGE, chunk_rows=37, keep=["listing_id"],
+                         workers=workers)
+    scored, original = pd.read_parquet(out.path), pd.read_parquet(source.path)
+    assert rows == len(scored) == 1_000
+    assert scored["listing_id"].tolist() == original["listing_id"].tolist()
+    np.testing.assert_allclose(scored["prediction"], 1000 * original["area"] + 500 * original["rooms"])
+
+
+def test_float_columns_skip_the_dictionary_and_the_others_keep_it(tmp_path, model):
+    out = target(tmp_path)
+    score_parquet(model, partition(tmp_path), out, ["area", "rooms"], LINEAGE, chunk_rows=100, keep=["listing_id"])
+    group = pq.ParquetFile(out.path).metadata.row_group(0)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    assert not [e for e in encodings["prediction"] + encodings["area"] if "DICTIONARY" in e]
+    assert "RLE_DICTIONARY" in encodings["listing_id"] and "RLE_DICTIONARY" in encodings["model_version"]

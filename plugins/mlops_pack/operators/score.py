@@ -25,7 +25,8 @@ class BatchScoreOperator(MlflowOperator):
     of the validated data version and the model version(s) (what defines the predictions), so a
     re-score keeps it. Skips
     (no failure) while no champion exists yet. Use ``.partial(...).expand(partition=[...])`` to
-    score many partitions in parallel.
+    score many partitions in parallel; the score DAG bounds them with ``max_active_tis_per_dag`` (spec
+    ``scoring.max_parallel``), as each task already predicts on one thread per CPU (core/score.py).
 
     :param partition: key of a validated partition (templated).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).

@@ -110,12 +110,13 @@ def _work_unit(nodeid: str) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Units with real Airflow stacks (e2e) first, then live-service ones, unit tests last: the long
     units start early and the short ones fill the tail, so neither worker idles at the end."""
-    rank: dict[str, int] = {}
-    for item in items:
+    rank: dict[str, int] = {}  # a unit's cost class: its costliest test's
+    first_seen: dict[str, int] = {}  # a unit's place in collection order
+    for i, item in enumerate(items):
         cost = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("integration") else 2
         unit = _work_unit(item.nodeid)
         rank[unit] = min(rank.get(unit, cost), cost)
-    first_seen = {unit: i for i, unit in reversed(list(enumerate(_work_unit(item.nodeid) for item in items)))}
+        first_seen.setdefault(unit, i)
     items.sort(key=lambda item: (rank[_work_unit(item.nodeid)], first_seen[_work_unit(item.nodeid)]))
 
 

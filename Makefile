@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.9.30
 
-.PHONY: install demo test lint ui lock bench clean stack stack-down
+.PHONY: install demo test test-fast lint ui lock bench clean stack stack-down
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -20,12 +20,20 @@ demo: install
 	$(PY) include/demo_site/loop.py --home demo_home
 
 # Two workers: most of the suite waits on real Airflow/MLflow processes (tests/conftest.py says how
-# the work is split). TEST_WORKERS=0 runs it in one process.
+# the work is split into xdist groups). TEST_WORKERS=0 runs it in one process. Waits give up only at
+# one generous deadline (MLOPS_TEST_DEADLINE seconds, tests/support/waiting.py), never on a budget.
 TEST_WORKERS ?= 2
-test: install
+PYTEST := $(PY) -m pytest -p no:cacheprovider -ra -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+test: install lint
+	$(PYTEST)
+
+# The edit loop: lint and the tests that start no Airflow, server or browser (about a minute).
+test-fast: install lint
+	$(PYTEST) -m "not slow and not e2e and not integration"
+
+lint: $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR dags plugins tests
-	$(PY) -m pytest -p no:cacheprovider -ra -n $(TEST_WORKERS)
 
 # The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only), with the MLflow
 # UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links point) for as long

@@ -76,7 +76,7 @@ def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: f
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
     airflow.start()
     try:
-        airflow.wait_ready()
+        airflow.wait_ready(timeout)
         print(f"[demo] Airflow is up after {time.monotonic() - started:.0f}s", flush=True)
         for day, shift, what in ((1, False, "day 1: first data, first champion"),
                                  (2, False, "day 2: new data scored, drift report expected clean"),
@@ -109,7 +109,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2000, help="listings per demo day")
     parser.add_argument("--site-port", type=int, default=8765)
     parser.add_argument("--api-port", type=int, default=28080)
-    parser.add_argument("--timeout", type=float, default=420, help="seconds each day's cascade may take")
+    parser.add_argument("--timeout", type=float, default=1800,
+                        help="seconds Airflow's start and each day's cascade may take before the demo gives up "
+                             "(a loaded machine is slow, not broken: only a hang should reach it)")
     args = parser.parse_args()
     home = args.home.resolve()
     if home.exists():

@@ -9,7 +9,8 @@ import pytest
 from mlops_pack.core.spec import SpecError, load_spec
 
 from tests.cli.dataset_site import spec_yaml
-from tests.conftest import REPO
+from tests.support.env import REPO
+from tests.support.waiting import DEADLINE
 
 FEATURES = ["alcohol", "malic_acid", "ash"]
 
@@ -23,7 +24,7 @@ def write(tmp_path, name="wine", **kwargs):
 
 def mlops_pack(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mlops_pack.cli.main", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=240)
+                          cwd=REPO, timeout=DEADLINE)
 
 
 def test_check_explains_dags_schedules_assets_and_defaults(tmp_path):

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.dataset_site import Site, serve, spec_yaml
+from tests.support.waiting import DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +46,17 @@ class Output:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if match := re.search(pattern, line):
-                    return match
+    def wait_for(self, pattern: str) -> re.Match:
+        def matched() -> re.Match | None:
+            return next((m for line in list(self.lines) if (m := re.search(pattern, line))), None)
+
+        def running() -> None:
             if self.proc.poll() is not None:
-                time.sleep(1)
-                break
-            time.sleep(1)
-        raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines[-80:]))
+                time.sleep(1)  # the reader thread takes the last lines
+                if not matched():
+                    raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines[-80:]))
+
+        return wait_until(matched, f"a line matching {pattern!r}", poll=1, check=running)
 
 
 @pytest.fixture(scope="module")
@@ -78,22 +79,22 @@ def loop(tmp_path_factory):
         "breast_cancer", site.days["breast_cancer"].features, host, retrain="[new_data, drift]", stratify=True,
         metrics="    roc_auc: {min_delta: 0.0}\n    accuracy: {min: 0.8}"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen([*command(), "run", str(pipelines), "--home", str(home), "--serve", "--timeout", "1500"],
+    run = subprocess.Popen([*command(), "run", str(pipelines), "--home", str(home), "--serve", "--timeout", f"{DEADLINE:.0f}"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=base)
     out = Output(run)
     try:
-        out.wait_for(r"serving http://", timeout=2400)
+        out.wait_for(r"serving http://")
         firsts = {m[1]: int(m[2]) for line in out.lines if (m := re.search(r"\] (\w+): first champion v1 after (\d+)s",
                                                                               line))}
         firsts["fixture_s"] = round(time.monotonic() - started)
         for name in site.features:
             site.set_day(name, 2, shift=True)
-        ingest = subprocess.run([*command(), "ingest", "wine", "breast_cancer", "--home", str(home), "--timeout", "1500"],
-                                capture_output=True, text=True, env=env, cwd=base, timeout=1800)
+        ingest = subprocess.run([*command(), "ingest", "wine", "breast_cancer", "--home", str(home), "--timeout", f"{DEADLINE:.0f}"],
+                                capture_output=True, text=True, env=env, cwd=base)
         assert ingest.returncode == 0, ingest.stdout + ingest.stderr
         state = runner.load_runner_state(home)
         airflow = runner.Airflow(home, state["api_port"], state["pipelines"])
-        airflow.wait_ready(timeout=30)
+        airflow.wait_ready(timeout=DEADLINE)
         summaries = {name: runner.collect_summary(airflow, home, name) for name in state["pipelines"]}
         timing = {"first_champion_s": firsts, "total_s": round(time.monotonic() - started)}
         (base / "timing.json").write_text(json.dumps(timing))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlops_pack.cli.spec_docs import fields, undocumented, update
 
-from tests.conftest import REPO
+from tests.support.env import REPO
 
 
 def test_every_spec_field_has_a_description():

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO, write_spec
+from tests.support.env import REPO
+from tests.support.specs import write_spec
 
 HEAVY = ("pandas", "sklearn", "mlflow", "great_expectations", "evidently", "pyarrow")
 

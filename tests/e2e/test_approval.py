@@ -7,24 +7,37 @@ import json
 import time
 
 import pytest
+from mlops_pack.cli.runner import TERMINAL
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def wait_for_task(airflow, dag_id: str, task_id: str, states: set[str], timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_task(airflow, dag_id: str, task_id: str, states: set[str], not_in_run: str | None = None) -> dict:
+    def reached() -> dict | None:
         for run in reversed(airflow.runs(dag_id)):
+            if run["dag_run_id"] == not_in_run:
+                continue
             try:
                 ti = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/{task_id}")
             except Exception:  # noqa: BLE001 - not created yet
                 continue
             if ti["state"] in states:
                 return ti
-        time.sleep(2)
-    raise TimeoutError(f"{dag_id}.{task_id} did not reach {states} in {timeout}s")
+        return None
+
+    return wait_until(reached, f"{dag_id}.{task_id} in {states}", check=airflow.check_alive)
+
+
+def wait_for_run(airflow, dag_id: str, run_id: str) -> str:
+    """The run's final state, once it has one."""
+    def final() -> str | None:
+        state = airflow.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        return state if state in TERMINAL else None
+
+    return wait_until(final, f"{dag_id} run {run_id} to finish", check=airflow.check_alive)
 
 
 def answer(airflow, ti: dict, option: str) -> None:
@@ -48,7 +61,7 @@ def airflow_with_approval(tmp_path_factory):
     server, _ = serve(site_port, SiteState(day=1, records_per_day=1000))
     airflow.start()
     try:
-        airflow.wait_ready()
+        airflow.wait_ready(DEADLINE)
         yield airflow, home
     finally:
         airflow.stop()
@@ -69,17 +82,17 @@ def test_reject_then_approve(airflow_with_approval):
     assert detail["subject"].startswith("Promote listings v1 to champion (now none)?")
     assert "first model" in detail["body"]
     answer(airflow, first, "Reject")
-    airflow.wait_quiet(300)
-    [rejected] = promotions(home)
+    assert wait_for_run(airflow, "listings__train", first["dag_run_id"]) == "success"
+    [rejected] = wait_until(lambda: promotions(home), "the rejection's promotion record")
     assert rejected["decision"] == "rejected" and rejected["champion_after"] is None
     assert rejected["reason"].startswith(f"rejected by {rejected['approved_by']} in the approval step")
     assert rejected["approved_by"] != "policy"
 
     airflow.trigger("listings__train")  # the same data again: a first model the gate passes
-    second = wait_for_task(airflow, "listings__train", "approve", {"awaiting_input"})
+    second = wait_for_task(airflow, "listings__train", "approve", {"awaiting_input"}, not_in_run=first["dag_run_id"])
     assert second["dag_run_id"] != first["dag_run_id"]
     answer(airflow, second, "Approve")
-    airflow.wait_quiet(300)
+    assert wait_for_run(airflow, "listings__train", second["dag_run_id"]) == "success"
     approved = promotions(home)[-1]
     assert approved["decision"] == "promoted" and approved["champion_after"] == "2"
     assert approved["approved_by"] == rejected["approved_by"]

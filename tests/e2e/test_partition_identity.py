@@ -8,11 +8,11 @@ Airflow's own dates decide: a backfill over two days gives exactly one partition
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +36,9 @@ def stack(tmp_path_factory):
     server, _ = serve(site_port, SiteState(day=1, records_per_day=400))
     airflow.start()
     try:
-        airflow.wait_ready()
+        airflow.wait_ready(DEADLINE)
         airflow.set_paused(f"{PIPELINE}__ingest", False)
-        airflow.wait_quiet(300)  # unpausing runs the latest cron interval once (catchup is off)
+        airflow.wait_quiet(DEADLINE)  # unpausing runs the latest cron interval once (catchup is off)
         yield airflow, home / "mlops-data" / PIPELINE
     finally:
         airflow.stop()
@@ -61,12 +61,9 @@ def backfill(airflow, start: str, end: str) -> None:
         "reprocess_behavior": "completed", "max_active_runs": 1})
     response.raise_for_status()
     backfill_id = response.json()["id"]
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if airflow.get(f"/api/v2/backfills/{backfill_id}")["completed_at"]:
-            break
-        time.sleep(2)
-    airflow.wait_quiet(300)
+    wait_until(lambda: airflow.get(f"/api/v2/backfills/{backfill_id}")["completed_at"],
+               f"backfill {backfill_id} to complete", check=airflow.check_alive)
+    airflow.wait_quiet(DEADLINE)
 
 
 def test_a_backfill_gives_one_partition_per_day_and_running_it_again_changes_nothing(stack):
@@ -92,17 +89,17 @@ def test_the_same_upstream_event_delivered_twice_leaves_the_same_data_downstream
     [asset] = airflow.get("/api/v2/assets", name_pattern=f"{PIPELINE}.validated")["assets"]
     event = {"asset_id": asset["id"], "extra": {"partitions": [{"key": "2026-11-03"}], "from": "upstream-team"}}
     airflow.http.post("/api/v2/assets/events", json=event).raise_for_status()
-    airflow.wait_quiet(420)
+    airflow.wait_quiet(DEADLINE)
     # Airflow 3.3 may fold a predictions event that lands while a monitor run is being created into the
     # next run; check every prediction partition now, so the snapshot holds the first delivery's effect.
     predicted = sorted(p.parent.name for p in (data / "predictions").glob("*/manifest.json"))
     airflow.trigger(f"{PIPELINE}__monitor", {"prediction_partitions": predicted})
-    airflow.wait_quiet(420)
+    airflow.wait_quiet(DEADLINE)
     first = snapshot(data)
     assert first["training"] and first["predictions"] and first["reports/drift"]
     assert any(p.startswith("2026-11-03__v") for p, _, _ in first["predictions"])
     airflow.http.post("/api/v2/assets/events", json=event).raise_for_status()  # delivered again
-    airflow.wait_quiet(420)
+    airflow.wait_quiet(DEADLINE)
     assert snapshot(data) == first
     failed = [(d, r["dag_run_id"]) for d in ("train", "score", "monitor")
               for r in airflow.runs(f"{PIPELINE}__{d}") if r["state"] != "success"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import DEADLINE
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +19,7 @@ def home(tmp_path_factory):
 def summary(home):
     from demo_site.loop import run_loop
 
-    return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=360)
+    return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=DEADLINE)
 
 
 def test_a_successful_train_task_logs_no_error_and_no_deprecation_flood(summary, home):

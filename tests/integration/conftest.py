@@ -12,7 +12,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import free_port, require_service
+from tests.support.ports import free_port, require_service
+from tests.support.waiting import DEADLINE
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,7 @@ def mlflow_server(postgres_db, tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # stop its workers with it
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner: less CPU
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:

@@ -22,7 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, require_service, write_spec
+from tests.support.env import REPO
+from tests.support.ports import free_port, require_service
+from tests.support.specs import write_spec
+from tests.support.waiting import DEADLINE
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +126,7 @@ class Server:
              "--port", str(self.port), "--workers", "2"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner: less CPU
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
@@ -206,7 +209,7 @@ class Fleet:
         self.zygote.stdin.close()
         self.zygote.wait(timeout=30)
 
-    def finish_round(self, r: int, timeout: float = 200) -> dict[int, dict | None]:
+    def finish_round(self, r: int, timeout: float = DEADLINE) -> dict[int, dict | None]:
         """Each worker's result of round ``r``; None for a worker killed during it (respawned)."""
         results: dict[int, dict | None] = {}
         deadline = time.monotonic() + timeout
@@ -230,7 +233,7 @@ def trace_events(path: Path) -> list[dict]:
 
 
 def wait_for(path: Path, since: float, event: str, alias: str | None = None, pid: int | None = None,
-             timeout: float = 120) -> dict:
+             timeout: float = DEADLINE) -> dict:
     """The first trace event ``event`` after ``since`` (by ``pid``, on ``alias``, if given)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

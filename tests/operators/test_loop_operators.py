@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from tests.conftest import DAGS, HOME, write_spec
+from tests.support.env import DAGS, HOME
+from tests.support.specs import write_spec
 
 NAME = "oploop"
 

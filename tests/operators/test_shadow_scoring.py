@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DAGS, HOME, write_spec
 from tests.operators.test_loop_operators import Pipeline
+from tests.support.env import DAGS, HOME
+from tests.support.specs import write_spec
 
 NAME = "shadowloop"
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.conftest import REPO, write_spec
+from tests.support.env import REPO
+from tests.support.specs import write_spec
+from tests.support.waiting import DEADLINE
 
 UV = Path(sys.executable).parent / "uv"
 LOCKED_AIRFLOW = "3.3.2"
@@ -30,7 +32,7 @@ FORCED_EXTRAS = ("celery", "redis", "postgres", "amazon")  # what a user's own A
 def uv(*args: str, **kwargs) -> subprocess.CompletedProcess:
     if not UV.exists():
         pytest.fail(f"uv is missing at {UV}: `make install` puts it in the venv")
-    return subprocess.run([str(UV), *args], capture_output=True, text=True, timeout=240, **kwargs)
+    return subprocess.run([str(UV), *args], capture_output=True, text=True, timeout=DEADLINE, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,7 @@ def test_the_installed_wheel_reads_specs_from_airflow_home(wheel, tmp_path):
             "print(json.dumps({'file': mlops_pack.__file__, 'pipelines_dir': str(settings.pipelines_dir()),"
             " 'dags': sorted(build_dags(spec_file('shop')))}))\n")
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=180)
+                         timeout=DEADLINE)
     assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert Path(found["file"]).is_relative_to(site)  # the wheel's copy, not this checkout's plugins/
@@ -183,7 +185,7 @@ def test_airflow_registers_the_plugin_once_with_the_checkout_as_plugins_folder()
             "print(json.dumps({'plugins': [[p['name'], str(p['source'])] for p in pm.get_plugin_info()],"
             " 'errors': pm.get_import_errors()}))\n")
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=DEADLINE)
     assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["errors"] == {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_service
+from tests.support.ports import free_port, require_service
 
 AWS_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -77,7 +77,7 @@ def require_s3fs() -> None:
     """ObjectStoragePath reaches s3:// through s3fs (apache-airflow-providers-amazon[s3fs])."""
     import importlib.util
 
-    from tests.conftest import SERVICES_REQUIRED
+    from tests.support.ports import SERVICES_REQUIRED
 
     if importlib.util.find_spec("s3fs") is None:
         message = "s3fs is not installed: ObjectStoragePath cannot open s3:// (apache-airflow-providers-amazon[s3fs])"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO
+from tests.support.env import REPO
 
 COLUMNS = {"listing_id": "string", "listed_on": "date", "city": "string", "condition": "string",
            "area_m2": "number", "rooms": "integer", "age_years": "integer", "distance_km": "number",

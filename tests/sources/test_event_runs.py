@@ -16,15 +16,16 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, free_port
 from tests.sources.conftest import AWS_KEYS, aws_connection, boto_client
 from tests.sources.specs import day_rows, table_spec
+from tests.support.env import REPO
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 NAME = "evq"
@@ -87,21 +88,19 @@ class Stack:
     def runs(self, dag_id: str) -> list[dict]:
         return self.airflow.runs(dag_id)
 
-    def wait_runs(self, dag_id: str, count: int, timeout: float = 480) -> list[dict]:
+    def wait_runs(self, dag_id: str, count: int) -> list[dict]:
         """The DAG's runs once at least ``count`` exist and all have finished."""
         import httpx
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def finished() -> list[dict] | None:
             try:
                 runs = self.runs(dag_id)
             except httpx.TimeoutException:  # a busy api-server: ask again
-                continue
-            if len(runs) >= count and all(r["state"] in TERMINAL for r in runs):
-                return runs
-            time.sleep(2)
-        raise TimeoutError(f"{dag_id}: wanted {count} finished runs in {timeout}s, have "
-                           f"{[(r['dag_run_id'], r['state']) for r in self.runs(dag_id)]}; see {self.home / 'logs'}")
+                return None
+            return runs if len(runs) >= count and all(r["state"] in TERMINAL for r in runs) else None
+
+        return wait_until(finished, f"{dag_id}: {count} finished runs (see {self.home / 'logs'})",
+                          check=self.airflow.check_alive)
 
     def validated(self) -> dict[str, tuple[int, str]]:
         found = {}
@@ -114,28 +113,23 @@ class Stack:
         import redis
 
         client = redis.Redis(host="127.0.0.1", port=6379)
-        deadline = time.monotonic() + 120
-        while dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0) < 1:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nobody subscribed to {self.channel}: is the triggerer running the watcher?")
-            time.sleep(1)
+        wait_until(lambda: dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0) >= 1,
+                   f"a subscriber on {self.channel} (is the triggerer running the watcher?)", poll=1)
         client.publish(self.channel, message if isinstance(message, str) else json.dumps(message))
 
 
-def wait_for_dags(airflow, wanted: set[str], timeout: float = 240) -> None:
+def wait_for_dags(airflow, wanted: set[str]) -> None:
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def served() -> bool:
         try:
             token = airflow.http.get("/auth/token").json()["access_token"]
             airflow.http.headers["Authorization"] = f"Bearer {token}"
-            if wanted <= {d["dag_id"] for d in airflow.get("/api/v2/dags", limit=100)["dags"]}:
-                return
+            return wanted <= {d["dag_id"] for d in airflow.get("/api/v2/dags", limit=100)["dags"]}
         except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        time.sleep(2)
-    raise TimeoutError(f"Airflow did not serve {wanted} within {timeout}s")
+            return False
+
+    wait_until(served, f"Airflow serving {wanted}", check=airflow.check_alive)
 
 
 def write_day(stack: Stack, day: int, name: str) -> None:
@@ -248,13 +242,8 @@ def task_errors(path) -> list[dict]:
     return found
 
 
-def wait_for(found, what: str, timeout: float = 480):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := found():
-            return value
-        time.sleep(2)
-    raise TimeoutError(f"no {what} within {timeout}s")
+def wait_for(found, what: str):
+    return wait_until(found, what)
 
 
 def register_versions(stack: Stack, count: int) -> None:

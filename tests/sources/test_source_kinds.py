@@ -10,9 +10,9 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import DAGS, HOME
 from tests.sources.conftest import aws_connection, boto_client, require_s3fs, restore_env, set_env
 from tests.sources.specs import COLUMNS, day_rows, table_spec
+from tests.support.env import DAGS, HOME
 
 pytestmark = pytest.mark.integration
 DATA = HOME / "data"

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support.env import REPO
 
 sys.path.insert(0, str(REPO / "deploy"))
 
@@ -127,7 +127,7 @@ def test_airflow_init_runs_the_native_stacks_init_steps(services):
 def test_the_train_task_alone_goes_to_the_training_queue(monkeypatch, tmp_path):
     from mlops_pack.dag_factory import build_dags
 
-    from tests.conftest import write_spec
+    from tests.support.specs import write_spec
 
     spec = write_spec(tmp_path, "http://127.0.0.1:9")
     assert {t.queue for dag in build_dags(spec).values() for t in dag.tasks} == {"default"}

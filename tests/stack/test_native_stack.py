@@ -17,7 +17,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import REPO, free_port, require_service
+from tests.support.env import REPO
+from tests.support.ports import free_port, require_service
+from tests.support.waiting import DEADLINE
 
 sys.path.insert(0, str(REPO / "deploy"))
 
@@ -53,7 +55,7 @@ def loop(tmp_path_factory):
     try:
         native.up()
         client = stack.Client(cfg)
-        client.wait_ready(300, check=native.check)
+        client.wait_ready(DEADLINE, check=native.check)
         up_s = time.monotonic() - started
         site = httpx.Client(base_url=f"http://{endpoints.site}", timeout=10)
         days = []
@@ -62,7 +64,7 @@ def loop(tmp_path_factory):
                 day_started = time.monotonic()
                 site.post("/admin/state", json={"day": day, "shift": shift}).raise_for_status()
                 client.trigger(f"{stack.PIPELINE}__ingest")
-                client.wait_quiet(1500, settle=8, check=native.check)
+                client.wait_quiet(DEADLINE, settle=8, check=native.check)
                 days.append({"day": day, "what": what, "seconds": round(time.monotonic() - day_started, 1)})
         summary = collect(client, cfg, memory.peaks)
         summary.update(up_s=round(up_s, 1), days=days, loop_s=round(sum(d["seconds"] for d in days), 1),

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import free_port, service_up
+from tests.support.ports import free_port, service_up
 
 pytestmark = pytest.mark.integration
 

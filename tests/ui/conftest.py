@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import HOME, free_port
+from tests.support.env import HOME
+from tests.support.ports import free_port
+from tests.support.waiting import DEADLINE
 
 PIPELINE = "uishop"  # seeded storage, as the loop leaves it
 HOSTILE = "<script>alert('x')</script>"
@@ -61,7 +63,7 @@ def seed(root: Path) -> None:
     (root / "reports" / "escape").symlink_to(root.parent)
 
 
-def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = 180) -> None:
+def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = DEADLINE) -> None:
     """Return once ``url`` answers (any HTTP status); fail with the process's log if it dies or times out."""
     deadline = time.monotonic() + timeout
     while True:

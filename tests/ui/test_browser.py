@@ -19,13 +19,15 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import DAGS, HOME, write_spec
+from tests.support.env import DAGS, HOME
+from tests.support.specs import write_spec
+from tests.support.waiting import DEADLINE
 from tests.ui.conftest import VIEWER_PASSWORD, chromium
 
 pytestmark = pytest.mark.e2e
 
 NAME = "uiloop"
-WAIT_MS = 120_000  # a busy 2-core machine renders the UI slowly; nothing here measures time
+WAIT_MS = DEADLINE * 1000  # a busy 2-core machine renders the UI slowly; nothing here measures time
 DOC_SHOTS = {"health-dag-tab.png": "health-tab.png", "health-page.png": "health.png",
              "drift_report-drift-report.png": "drift-report.png"}
 

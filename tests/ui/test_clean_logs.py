@@ -58,7 +58,9 @@ def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import DAGS, free_port, write_spec
+    from tests.support.env import DAGS
+    from tests.support.ports import free_port
+    from tests.support.specs import write_spec
 
     os.environ["AIRFLOW_CONN_DOWN_SMTP"] = json.dumps({"conn_type": "smtp", "host": "127.0.0.1",
                                                        "port": free_port(), "extra": {"timeout": 2}})

@@ -10,7 +10,7 @@ from mlops_pack.core.change import changed_url
 from mlops_pack.core.fetcher import FetchFailed, Refused
 from mlops_pack.core.spec import SourceSpec
 
-from tests.hostile_site import HostileSite
+from tests.support.hostile_site import HostileSite
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from mlops_pack.core.fetcher import (
 )
 from mlops_pack.core.spec import SourceSpec
 
-from tests.conftest import free_port
-from tests.hostile_site import HostileSite
+from tests.support.hostile_site import HostileSite
+from tests.support.ports import free_port
 
 
 @pytest.fixture

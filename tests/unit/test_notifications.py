@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import HOME, free_port
+from tests.support.env import HOME
+from tests.support.ports import free_port
+from tests.support.specs import write_spec
 
 
 class Inbox:
@@ -102,7 +104,7 @@ def test_smtp_without_recipients_is_a_spec_error():
 
 
 def _spec_with_alerts(tmp_path) -> str:
-    from tests.conftest import write_spec
+    from tests.support.specs import write_spec
 
     path = write_spec(tmp_path, "http://127.0.0.1:9", name="alerted")
     path.write_text(path.read_text() + "\nalerts:\n  smtp_conn_id: test_smtp\n  recipients: [ops@example.test]\n"
@@ -119,8 +121,7 @@ def test_every_loop_task_gets_the_failure_notifier(tmp_path):
         for task in dag.tasks:
             callbacks = task.on_failure_callback
             assert any(isinstance(c, PipelineAlertNotifier) for c in callbacks), (dag.dag_id, task.task_id)
-    silent = build_dags(__import__("tests.conftest", fromlist=["write_spec"]).write_spec(tmp_path / "q",
-                                                                                         "http://127.0.0.1:9"))
+    silent = build_dags(write_spec(tmp_path / "q", "http://127.0.0.1:9"))
     assert not any(t.on_failure_callback for d in silent.values() for t in d.tasks)
 
 
@@ -144,7 +145,7 @@ def test_a_failed_task_notifies_through_airflow(airflow_db, smtp, webhook, tmp_p
     """A real DAG run (dag.test) whose task fails calls the notifier: both channels receive it."""
     import runpy
 
-    from tests.conftest import DAGS
+    from tests.support.env import DAGS
 
     path = DAGS / "alerted_probe.py"
     path.write_text(PROBE_DAG.format(spec=_spec_with_alerts(tmp_path)))
@@ -198,7 +199,7 @@ def test_the_gates_alert_on_rejection_and_drift(airflow_db, smtp, webhook, tmp_p
 
     from mlops_pack import settings
 
-    from tests.conftest import DAGS
+    from tests.support.env import DAGS
 
     report = f"{settings.storage_root()}/alerted/reports/drift/2026-11-03__v6/report.html"
     path = DAGS / "alerted_gates.py"
@@ -237,7 +238,7 @@ def test_a_failed_validation_alerts_with_its_links(airflow_db, smtp, webhook, tm
     from mlops_pack.core.storage import write_partition
     from mlops_pack.hooks.storage import PipelineStorageHook
 
-    from tests.conftest import DAGS
+    from tests.support.env import DAGS
 
     raw = PipelineStorageHook("alerted").partition("raw", "2026-11-09")
     write_partition(raw, pd.DataFrame({"unrelated": [1, 2]}), key="2026-11-09")  # every expected column missing

@@ -89,7 +89,7 @@ SPEC_METRICS = {"regression": "rmse", "classification": "accuracy"}
 def test_spec_load_rejects_a_metric_that_does_not_fit_the_task_naming_the_field(tmp_path, task, metric, fits):
     from mlops_pack.core.spec import SpecError, load_spec
 
-    from tests.conftest import write_spec
+    from tests.support.specs import write_spec
 
     gate = f"    {metric}: {{min_delta: 0.0}}"
     path = write_spec(tmp_path, "http://127.0.0.1:9", **{
@@ -108,7 +108,7 @@ def test_spec_load_rejects_a_metric_that_does_not_fit_the_task_naming_the_field(
 def test_a_classifier_without_promotion_metrics_is_gated_on_accuracy():
     from mlops_pack.core.spec import PipelineSpec, load_spec
 
-    from tests.conftest import REPO
+    from tests.support.env import REPO
 
     raw = load_spec(REPO / "include" / "pipelines" / "listings.yaml").model_dump(exclude={"promotion"})
     raw["model"]["task"] = "classification"

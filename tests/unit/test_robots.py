@@ -12,7 +12,7 @@ from mlops_pack.core.fetcher import Fetcher, Refused
 from mlops_pack.core.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsRules, complete_lines
 from mlops_pack.core.spec import SourceSpec
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 ROBOTS = ("User-agent: *\nDisallow: /private/\n\nUser-agent: test-bot\nDisallow: /bots-only/\nCrawl-delay: 0.7\n"
           "\nSitemap: https://shop.example/sitemap.xml\n")

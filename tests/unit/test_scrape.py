@@ -6,7 +6,7 @@ import pytest
 from mlops_pack.core.scrape import ScrapeError, coerce, crawl
 from mlops_pack.core.spec import load_spec
 
-from tests.conftest import write_spec
+from tests.support.specs import write_spec
 
 
 @pytest.mark.parametrize(("raw", "kind", "value"), [
@@ -60,7 +60,7 @@ def test_crawl_refuses_hosts_outside_the_allow_list(source):
 
 
 def test_crawl_names_an_unreachable_site(source):
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
 
     port = free_port()
     source = source.model_copy(update={"start_urls": [f"http://127.0.0.1:{port}/listings"],

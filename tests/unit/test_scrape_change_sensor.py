@@ -10,8 +10,8 @@ from airflow.sdk.exceptions import TaskDeferred
 from mlops_pack.sensors.source_change import SourceChangeSensor
 from mlops_pack.triggers.source_change import SourceChangeTrigger
 
-from tests.conftest import write_spec
-from tests.hostile_site import HostileSite
+from tests.support.hostile_site import HostileSite
+from tests.support.specs import write_spec
 
 
 @pytest.fixture

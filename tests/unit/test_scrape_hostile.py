@@ -11,7 +11,7 @@ from mlops_pack.core.scrape import ScrapeError, crawl
 from mlops_pack.core.spec import SourceSpec
 from mlops_pack.core.url_policy import UrlPolicy
 
-from tests.hostile_site import HostileSite
+from tests.support.hostile_site import HostileSite
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_external_entities_are_not_resolved(tmp_path):
 
 
 def test_an_entity_bomb_keeps_the_entries_before_it_and_says_the_rest_are_lost():
-    from tests.hostile_site import entity_bomb_sitemap
+    from tests.support.hostile_site import entity_bomb_sitemap
 
     pages, _, problem = parse_sitemap(entity_bomb_sitemap("https://shop.example").encode(), 1_000_000)
     assert pages[0] == "https://shop.example/page/3" and "https://shop.example/slow?n=lost" not in pages

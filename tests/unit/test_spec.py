@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from mlops_pack.core.spec import SpecError, estimator_path_problem, load_spec
 
-from tests.conftest import REPO, write_spec
+from tests.support.env import REPO
+from tests.support.specs import write_spec
 
 
 def test_demo_spec_is_valid():

@@ -5,7 +5,7 @@ import pytest
 from mlops_pack.core.spec import load_spec
 from mlops_pack.core.train import TrainingError, fit
 
-from tests.conftest import write_spec
+from tests.support.specs import write_spec
 
 
 @pytest.fixture

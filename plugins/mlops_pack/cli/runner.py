@@ -210,14 +210,33 @@ class Airflow:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns", order_by="run_after", limit=100)["dag_runs"]
 
     def busy(self) -> bool:
-        return any(r["state"] not in TERMINAL for dag in self.dags for r in self.runs(dag))
+        """A run of the pipelines is queued or running, or an unpaused DAG of theirs has asset events
+        queued for its next run (the scheduler creates that run on a later loop: a loaded machine can make
+        that gap long, so it is asked for, not waited out)."""
+        for dag in self.dags:
+            if any(r["state"] not in TERMINAL for r in self.runs(dag)):
+                return True
+            if self.queued_events(dag) and not self.get(f"/api/v2/dags/{dag}")["is_paused"]:
+                return True
+        return False
 
-    def wait_quiet(self, timeout: float, settle: float = 12) -> None:
-        """Wait until no run of the pipelines is queued or running, and none started for ``settle`` s
-        (asset-triggered runs appear a scheduler loop after their event)."""
+    def queued_events(self, dag_id: str) -> list[dict]:
+        response = self.http.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")
+        if response.status_code == 404:  # nothing queued
+            return []
+        response.raise_for_status()
+        return response.json()["queued_events"]
+
+    def wait_quiet(self, timeout: float, settle: float = 6) -> None:
+        """Wait until no run of the pipelines is queued or running and no asset event waits for one,
+        for ``settle`` s in a row."""
         deadline, quiet_since = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            if self.busy():
+            try:
+                busy = self.busy()
+            except httpx.TimeoutException:  # a loaded api-server answers late: it is not quiet yet
+                busy = True
+            if busy:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()
@@ -225,7 +244,7 @@ class Airflow:
                 return
             self.check_alive()
             time.sleep(2)
-        raise TimeoutError(f"the loop was still busy after {timeout}s")
+        raise TimeoutError(f"the loop was still busy after {timeout}s; see {self.home / 'logs'}")
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
         tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]

@@ -399,9 +399,6 @@ class ScheduleSpec(_Strict):
     change_poll_seconds: float = Field(default=300, ge=5)
 
 
-RETRAIN_TRIGGERS = ("new_data", "drift", "schedule")
-
-
 class RetrainSpec(_Strict):
     """When the train DAG trains a challenger (docs/spec.md, "Retrain policy"). Until a champion exists,
     new validated data always trains (the first model); a manual run always trains."""

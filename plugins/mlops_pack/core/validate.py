@@ -20,14 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-class ValidationFailed(RuntimeError):
-    """The data did not meet its expectations; ``result`` holds the JSON-able summary."""
-
-    def __init__(self, message: str, result: dict[str, Any]):
-        super().__init__(message)
-        self.result = result
-
-
 def load_expectations(inline: list[dict[str, Any]], suite_file: Path | None) -> list[dict[str, Any]]:
     """Expectation configurations ({type, kwargs}) from the spec and the optional suite file."""
     expectations = [dict(e) for e in inline]

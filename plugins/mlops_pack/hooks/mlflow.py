@@ -455,9 +455,6 @@ class MlflowHook(BaseHook):
             mlflow.log_figure(figure, f"review/{name}")
             plt.close(figure)
 
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self._ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"
-
     def model_version_url(self, model_name: str, version: str) -> str:
         return f"{self._ui_base()}/#/models/{model_name}/versions/{version}"
 

@@ -188,25 +188,55 @@ class RegistryOperator(MlflowOperator):
         check_disjoint(train_keys, holdout, key)
 
     def record(self, context: Context, record: dict[str, Any], *, tag_version: bool = True) -> None:
-        """Tag the version and append the decision to ``promotions/`` (one object per decision).
+        """Append the decision to ``promotions/`` (one object per decision), then tag the version.
 
-        A record with an ``attempt`` id is named after it, so whoever finishes an interrupted attempt
-        can tell whether it was recorded. ``tag_version=False`` keeps the version's tags as they are
-        (a failed rollback must not strip its target's ``decision=promoted``).
+        The record is written first: it is the one that must survive a registry that is down (docs/
+        promotion.md promises one record per attempt). Tags that could not be written wait in
+        ``promotions/untagged/`` and are applied by the next registry operation (:meth:`retag_pending`);
+        the tagging error is raised after the record is safe. A record with an ``attempt`` id is named
+        after it, so whoever finishes an interrupted attempt can tell whether it was recorded.
+        ``tag_version=False`` keeps the version's tags as they are (a failed rollback must not strip its
+        target's ``decision=promoted``).
         """
         from mlops_pack.core.storage import write_json
 
-        if tag_version:
-            tags = {"decision": record["decision"], "reason": record["reason"][:4000],
-                    "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
-            if record.get("attempt"):
-                tags["decision_attempt"] = record["attempt"]
-            self.mlflow.tag_version(self.spec.name, record["version"], tags)
         stamp = record["decided_at"].replace(":", "").replace("+", "Z")
         suffix = f"_{record['attempt']}" if record.get("attempt") else ""
-        write_json(self.storage.area("promotions") / f"{stamp}_v{record['version']}{suffix}.json", record)
+        file_name = f"{stamp}_v{record['version']}{suffix}.json"
+        write_json(self.storage.area("promotions") / file_name, record)
         self.log.info("%s version %s %s: %s", self.spec.name, record["version"], record["decision"].upper(),
                       record["reason"])
+        if not tag_version:
+            return
+        tags = {"decision": record["decision"], "reason": record["reason"][:4000], "decided_at": record["decided_at"],
+                "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
+        if record.get("attempt"):
+            tags["decision_attempt"] = record["attempt"]
+        try:
+            self.mlflow.tag_version(self.spec.name, record["version"], tags)
+        except Exception:
+            write_json(self.storage.area("promotions") / "untagged" / file_name,
+                       {"version": record["version"], "tags": tags})
+            self.log.warning("%s v%s: decision recorded in storage, its registry tags wait in promotions/untagged/",
+                             self.spec.name, record["version"])
+            raise
+
+    def retag_pending(self) -> None:
+        """Apply registry tags of decisions recorded while the registry could not be tagged, oldest first;
+        a version already tagged with a later decision keeps that one."""
+        from mlops_pack.core.storage import read_json
+
+        pending = self.storage.area("promotions") / "untagged"
+        if not pending.exists():
+            return
+        for entry in sorted(pending.iterdir(), key=lambda p: p.name):
+            waiting = read_json(entry)
+            current = self.mlflow.version_tags(self.spec.name, waiting["version"])
+            if current.get("decided_at", "") <= waiting["tags"]["decided_at"]:
+                self.mlflow.tag_version(self.spec.name, waiting["version"], waiting["tags"])
+            entry.unlink()
+            self.log.info("%s v%s: applied the registry tags of %s recorded while the registry was down",
+                          self.spec.name, waiting["version"], entry.name)
 
     @staticmethod
     def base_record(context: Context, name: str, version: str) -> dict[str, Any]:
@@ -233,6 +263,7 @@ class RegistryOperator(MlflowOperator):
         broken and finishing or undoing an interrupted alias move (each recorded once)."""
         from mlops_pack.core.registry_lock import Intent
 
+        self.retag_pending()
         state = self.mlflow.registry_state(self.spec.name)
         intent = Intent.from_tag(state.intent) if state.intent else None
         for dead in lease.broken:

@@ -1,0 +1,44 @@
+"""The private Airflow home of a test process (SQLite, migrated once per process), as environment.
+
+``activate()`` runs from tests/conftest.py's ``pytest_configure``: each pytest process (each xdist
+worker) gets its own home, set before any test module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HOME = Path(tempfile.gettempdir()) / "mlops-test-home-unset"  # replaced by activate()
+DAGS = HOME / "dags"  # test pipelines' thin DAG files; tests of the repo's dags/ load that folder directly
+
+
+def activate() -> Path:
+    """Create this process's home and point Airflow, MLflow and the pack at it (once per process)."""
+    global HOME, DAGS
+    if os.environ.get("MLOPS_TEST_HOME") == str(HOME) and HOME.exists():
+        return HOME
+    HOME = Path(tempfile.mkdtemp(prefix="mlops-test-home-"))
+    DAGS = HOME / "dags"
+    DAGS.mkdir()
+    os.environ.update({
+        "MLOPS_TEST_HOME": str(HOME),
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
+        "AIRFLOW__MLOPS__PIPELINES_DIR": str(REPO / "include" / "pipelines"),  # default: $AIRFLOW_HOME/pipelines
+        "AIRFLOW__MLOPS__STORAGE_ROOT": f"file://{HOME / 'data'}",
+        "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{HOME / 'mlflow.db'}",
+        "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",
+        "GIT_PYTHON_REFRESH": "quiet",
+    })
+    for path in (REPO / "plugins", REPO / "include"):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    return HOME

@@ -65,6 +65,7 @@ def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any)
     return DAG(
         dag_id=f"{spec.name}__{stage}", schedule=schedule, start_date=START, catchup=False,
         tags=["mlops", spec.name, stage], doc_md=f"**{spec.name}** {stage}: {doc}\n\n{spec.description}",
+        description=f"{spec.name} {stage}: {doc.splitlines()[0]}"[:300],  # the DAG list's one line
         default_args=default_args, **kwargs,
     )
 

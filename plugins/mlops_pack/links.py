@@ -1,9 +1,11 @@
 """Operator extra links: the MLflow run and model version, the drift report, Data Docs and quarantine.
 
-Airflow's UI shows only http(s) links, so files in the pipeline's storage (drift reports, Data Docs,
-quarantined partitions) are linked through the pack's plugin app on the api-server
-(``<ui_base_url>/mlops/files/<pipeline>/<path>``, see docs/ui.md), which checks the caller's Airflow
-login. MLflow links go to ``[mlops] mlflow_ui_url`` (or the ``mlflow`` connection's UI).
+Links are stored when a task finishes, so they name no host or port: each is a same-origin path on
+the api-server (under ``[api] base_url``'s path), which Airflow's UI opens as it is. Files in the
+pipeline's storage (drift reports, Data Docs, quarantined partitions) are served by the pack's plugin
+app (``/mlops/files/<pipeline>/<path>``); MLflow links go to the app's ``/mlops/mlflow/...`` routes,
+which redirect to the MLflow UI configured at the time of the click (``[mlops] mlflow_ui_url`` or the
+``mlflow`` connection's UI), so a move of Airflow or MLflow breaks no link (docs/ui.md).
 """
 
 from __future__ import annotations
@@ -31,25 +33,44 @@ def _return_value(ti_key: TaskInstanceKey) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _mlflow_ui() -> str:
-    from mlops_pack.hooks.mlflow import MlflowHook
-
-    return MlflowHook()._ui_base()
+def files_path(relative: str) -> str:
+    """Same-origin path of ``<storage_root>/<relative>`` served by the plugin app (``<pipeline>/...``)."""
+    return f"{settings.ui_base_path()}{settings.UI_PREFIX}/files/{quote(relative.lstrip('/'))}"
 
 
 def files_url(relative: str) -> str:
-    """URL of ``<storage_root>/<relative>`` served by the plugin app (``relative`` = ``<pipeline>/...``)."""
+    """Absolute URL of the same file, for messages read outside the UI (alerts)."""
     return f"{settings.ui_base_url()}{settings.UI_PREFIX}/files/{quote(relative.lstrip('/'))}"
 
 
-def storage_url(uri: str, operator: Any = None) -> str:
-    """The plugin-app URL of a storage URI under the task's storage root; empty if it is not under it."""
+def _under_root(uri: str, operator: Any = None) -> str | None:
+    """``uri`` relative to the task's storage root, or None if it is not under it."""
     roots = [getattr(operator, "storage_root", None), settings.storage_root()]
     for root in filter(None, roots):
         prefix = str(root).rstrip("/") + "/"
         if str(uri).startswith(prefix):
-            return files_url(str(uri)[len(prefix):])
-    return ""
+            return str(uri)[len(prefix):]
+    return None
+
+
+def storage_path(uri: str, operator: Any = None) -> str:
+    """The plugin-app path of a storage URI under the task's storage root; empty if it is not under it."""
+    relative = _under_root(uri, operator)
+    return files_path(relative) if relative is not None else ""
+
+
+def storage_url(uri: str, operator: Any = None) -> str:
+    """Like :func:`storage_path`, as an absolute URL (alerts)."""
+    relative = _under_root(uri, operator)
+    return files_url(relative) if relative is not None else ""
+
+
+def mlflow_run_path(experiment_id: Any, run_id: Any) -> str:
+    return f"{settings.ui_base_path()}{settings.UI_PREFIX}/mlflow/runs/{quote(str(experiment_id))}/{quote(str(run_id))}"
+
+
+def mlflow_model_path(model: Any, version: Any) -> str:
+    return f"{settings.ui_base_path()}{settings.UI_PREFIX}/mlflow/models/{quote(str(model))}/versions/{quote(str(version))}"
 
 
 class MlflowRunLink(BaseOperatorLink):
@@ -60,7 +81,7 @@ class MlflowRunLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         try:
             value = _return_value(ti_key)
-            return f"{_mlflow_ui()}/#/experiments/{value['experiment_id']}/runs/{value['run_id']}"
+            return mlflow_run_path(value["experiment_id"], value["run_id"])
         except Exception:  # noqa: BLE001 - a link must never fail the task
             return ""
 
@@ -75,7 +96,7 @@ class MlflowModelVersionLink(BaseOperatorLink):
             value = _return_value(ti_key)
             name = value.get("model_name") or value["model"]
             version = value.get("version") or value["model_version"]
-            return f"{_mlflow_ui()}/#/models/{quote(str(name))}/versions/{quote(str(version))}"
+            return mlflow_model_path(name, version)
         except Exception:  # noqa: BLE001 - a link must never fail the task
             return ""
 
@@ -87,7 +108,7 @@ class DriftReportLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         try:
-            return storage_url(str(_return_value(ti_key)["report_uri"]), operator)
+            return storage_path(str(_return_value(ti_key)["report_uri"]), operator)
         except Exception:  # noqa: BLE001 - a link must never fail the task
             return ""
 
@@ -110,7 +131,7 @@ class _ValidationFileLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         try:
             uri = _validation_uri(ti_key, self.field)
-            return storage_url(uri, operator) if uri else ""
+            return storage_path(uri, operator) if uri else ""
         except Exception:  # noqa: BLE001 - a link must never fail the task
             return ""
 

@@ -88,4 +88,12 @@ def ui_base_url() -> str:
     return url.rstrip("/")
 
 
+def ui_base_path() -> str:
+    """The path part of :func:`ui_base_url` ("" at a host's root, "/airflow" behind a prefix): links shown
+    in the Airflow UI are same-origin paths under it, so they survive a new host or port."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(ui_base_url()).path.rstrip("/")
+
+
 UI_PREFIX = "/mlops"  # where the plugin's FastAPI app is mounted on the api-server

@@ -100,27 +100,43 @@ def test_other_pipeline_names_are_refused(server):
     assert get(f"{base}/mlops/health/Not-A-Name", token)[0] == 404
 
 
-def test_extra_links_point_at_the_served_files(server):
-    """The links' URLs, computed as the worker does, open (200) on the api-server."""
+def test_extra_links_are_same_origin_paths_that_open_and_redirect_to_the_configured_mlflow_ui(server):
+    """The links' URLs, computed as the worker does, are paths (no host or port to go stale) that open
+    (200) on the api-server; the MLflow ones redirect to the MLflow UI configured when they are opened."""
     base, token, env = server
     script = f"""
 import os
 os.environ.update({{k: v for k, v in {env!r}.items() if k.startswith("AIRFLOW__")}})
-from mlops_pack.links import storage_url
-from mlops_pack.hooks.mlflow import MlflowHook
+from mlops_pack.links import storage_path, mlflow_model_path, mlflow_run_path
 from mlops_pack import settings
 root = settings.storage_root()
-print(storage_url(root + "/{PIPELINE}/reports/drift/2026-11-02__v3/report.html"))
-print(storage_url(root + "/{PIPELINE}/reports/datadocs/2026-11-02/index.html"))
-print(MlflowHook().model_version_url("{PIPELINE}", "3"))
+print(storage_path(root + "/{PIPELINE}/reports/drift/2026-11-02__v3/report.html"))
+print(storage_path(root + "/{PIPELINE}/reports/datadocs/2026-11-02/index.html"))
+print(mlflow_model_path("{PIPELINE}", "3"))
+print(mlflow_run_path("1", "0123456789abcdef0123456789abcdef"))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")})
-    report, docs, mlflow_url = out.stdout.split()[-3:]
-    assert report.startswith(base + "/mlops/files/") and docs.startswith(base + "/mlops/files/")
-    assert get(report, token)[0] == 200 and "Evidently report" in get(report, token)[1]
-    assert get(docs, token)[0] == 200
-    assert mlflow_url == f"{env['AIRFLOW__MLOPS__MLFLOW_UI_URL']}/#/models/uishop/versions/3"
+    report, docs, model, run = out.stdout.split()[-4:]
+    assert report.startswith("/mlops/files/") and docs.startswith("/mlops/files/")
+    assert get(base + report, token)[0] == 200 and "Evidently report" in get(base + report, token)[1]
+    assert get(base + docs, token)[0] == 200
+    mlflow_ui = env["AIRFLOW__MLOPS__MLFLOW_UI_URL"]
+    for path, page in ((model, "/#/models/uishop/versions/3"),
+                       (run, "/#/experiments/1/runs/0123456789abcdef0123456789abcdef")):
+        status, location = redirect(base + path, token)
+        assert (status, location) == (307, mlflow_ui + page)
+        assert redirect(base + path, None)[0] == 401  # the app checks the caller, as every route does
+    assert redirect(f"{base}/mlops/mlflow/models/uishop/versions/3%22onload", token)[0] == 404
+
+
+def redirect(url: str, token: str | None) -> tuple[int, str]:
+    """Status and Location of ``url`` without following a redirect."""
+    import httpx
+
+    answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"} if token else {}, follow_redirects=False,
+                       timeout=60)
+    return answer.status_code, answer.headers.get("location", "")
 
 
 def test_plugin_is_registered_once_with_its_views(server):

@@ -456,9 +456,9 @@ class MlflowHook(BaseHook):
             plt.close(figure)
 
     def model_version_url(self, model_name: str, version: str) -> str:
-        return f"{self._ui_base()}/#/models/{model_name}/versions/{version}"
+        return f"{self.ui_url()}/#/models/{model_name}/versions/{version}"
 
-    def _ui_base(self) -> str:
+    def ui_url(self) -> str:
         """Browser URL of the MLflow UI: ``[mlops] mlflow_ui_url``, else the connection's extra
         ``ui_url``, else an http(s) tracking URI (a tracking server serves its UI), else
         ``http://127.0.0.1:5000`` (what ``make ui`` starts beside Airflow for a local store)."""

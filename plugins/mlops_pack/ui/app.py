@@ -5,6 +5,9 @@ Routes (each needs an Airflow login, see :func:`caller`):
 - ``GET /mlops/health``: the pipelines the caller may read; ``GET /mlops/health/<pipeline>``: its page.
 - ``GET /mlops/files/<pipeline>/<path>``: a file (or folder listing) under the pipeline's
   ``reports/`` or ``quarantine/`` storage; nothing else, no ``..``, no escape through symlinks.
+- ``GET /mlops/mlflow/runs/<experiment>/<run>`` and ``/mlops/mlflow/models/<model>/versions/<n>``:
+  a redirect to that page of the MLflow UI configured now (extra links are stored with the task, so
+  they carry no MLflow host or port that a move would break).
 
 Airflow does not protect plugin apps: :func:`caller` validates the caller's token exactly as the
 api-server's own routes do (``Authorization: Bearer`` or the UI's ``_token`` cookie, through the auth
@@ -20,11 +23,12 @@ from html import escape
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlops_pack import settings
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")  # core.spec.NAME_PATTERN
+MLFLOW_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # experiment and run ids, model versions: nothing else in a URL
 SERVED_AREAS = ("reports", "quarantine")
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
@@ -157,3 +161,26 @@ def _listing(pipeline: str, parts: list[str], folder: Any) -> str:
 def health_of_dag(dag_id: str, user: Caller) -> HTMLResponse:
     """The health page of the pipeline a ``<pipeline>__<stage>`` DAG belongs to (the DAG page's tab)."""
     return health_page(dag_id.split("__", 1)[0], user)
+
+
+def _mlflow_ui() -> str:
+    from mlops_pack.hooks.mlflow import MlflowHook
+
+    return MlflowHook().ui_url()
+
+
+@app.get("/mlflow/runs/{experiment_id}/{run_id}")
+def mlflow_run(experiment_id: str, run_id: str, user: Caller) -> RedirectResponse:
+    if not (MLFLOW_ID.match(experiment_id) and MLFLOW_ID.match(run_id)):
+        raise HTTPException(404, "not found")
+    return RedirectResponse(f"{_mlflow_ui()}/#/experiments/{experiment_id}/runs/{run_id}", status_code=307,
+                            headers=SECURITY_HEADERS)
+
+
+@app.get("/mlflow/models/{model}/versions/{version}")
+def mlflow_model_version(model: str, version: str, user: Caller) -> RedirectResponse:
+    _authorised(user, model)  # a model is named after its pipeline
+    if not MLFLOW_ID.match(version):
+        raise HTTPException(404, "not found")
+    return RedirectResponse(f"{_mlflow_ui()}/#/models/{model}/versions/{version}", status_code=307,
+                            headers=SECURITY_HEADERS)

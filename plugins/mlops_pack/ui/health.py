@@ -63,23 +63,15 @@ def gather(pipeline: str, root: Any) -> dict[str, Any]:
 
 
 def _file_link(pipeline: str, relative: str, text: str) -> str:
-    from mlops_pack.links import files_url
+    from mlops_pack.links import files_path
 
-    return f'<a href="{e(files_url(f"{pipeline}/{relative}"))}">{e(text)}</a>'
+    return f'<a href="{e(files_path(f"{pipeline}/{relative}"))}">{e(text)}</a>'
 
 
 def _mlflow_link(model: str, version: Any) -> str:
-    base = settings.mlflow_ui_url() or _mlflow_base()
-    return f'<a href="{e(base)}/#/models/{e(model)}/versions/{e(version)}" target="_blank">v{e(version)}</a>'
+    from mlops_pack.links import mlflow_model_path  # redirects to the MLflow UI configured when clicked
 
-
-def _mlflow_base() -> str:
-    try:
-        from mlops_pack.hooks.mlflow import MlflowHook
-
-        return MlflowHook()._ui_base()
-    except Exception:  # noqa: BLE001 - a page must render without MLflow
-        return "http://127.0.0.1:5000"
+    return f'<a href="{e(mlflow_model_path(model, version))}" target="_blank">v{e(version)}</a>'
 
 
 def _when(value: Any) -> str:
@@ -92,7 +84,7 @@ def _run_link(dag_id: Any, run_id: Any) -> str:
     """The Airflow DAG run that decided, opened in the whole window (the page may be in the UI's frame)."""
     if not dag_id or not run_id:
         return e(dag_id or "-")
-    href = f"{settings.ui_base_url()}/dags/{quote(str(dag_id))}/runs/{quote(str(run_id), safe='')}"
+    href = f"{settings.ui_base_path()}/dags/{quote(str(dag_id))}/runs/{quote(str(run_id), safe='')}"
     return f'<a href="{e(href)}" target="_top" title="{e(run_id)}">{e(dag_id)}</a>'
 
 
@@ -202,6 +194,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def render_index(pipelines: list[str]) -> str:
-    items = "".join(f'<li><a href="{e(settings.UI_PREFIX)}/health/{e(p)}">{e(p)}</a></li>' for p in pipelines)
+    base = settings.ui_base_path() + settings.UI_PREFIX
+    items = "".join(f'<li><a href="{e(base)}/health/{e(p)}">{e(p)}</a></li>' for p in pipelines)
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health</title><style>{STYLE}</style>"
             f"</head><body><h1>Model health</h1><ul>{items or '<li>No pipeline yet.</li>'}</ul></body></html>")

@@ -73,44 +73,48 @@ def mlflow_model_path(model: Any, version: Any) -> str:
     return f"{settings.ui_base_path()}{settings.UI_PREFIX}/mlflow/models/{quote(str(model))}/versions/{quote(str(version))}"
 
 
-class MlflowRunLink(BaseOperatorLink):
+class PackLink(BaseOperatorLink):
+    """The base of the pack's links: a subclass says how its URL follows from the finished task
+    (:meth:`url`); the base makes sure a link never fails the task that stores it (Airflow 3's worker
+    computes every link when the task ends): a missing value is no link, not an error."""
+
+    def url(self, operator: BaseOperator, ti_key: TaskInstanceKey) -> str:
+        raise NotImplementedError
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        try:
+            return self.url(operator, ti_key)
+        except Exception:  # noqa: BLE001 - a link must never fail the task
+            return ""
+
+
+class MlflowRunLink(PackLink):
     """The MLflow run that trained the task's model."""
 
     name = "MLflow run"
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            value = _return_value(ti_key)
-            return mlflow_run_path(value["experiment_id"], value["run_id"])
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    def url(self, operator: BaseOperator, ti_key: TaskInstanceKey) -> str:
+        value = _return_value(ti_key)
+        return mlflow_run_path(value["experiment_id"], value["run_id"])
 
 
-class MlflowModelVersionLink(BaseOperatorLink):
+class MlflowModelVersionLink(PackLink):
     """The registered model version the task trained, judged or scored with."""
 
     name = "MLflow model version"
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            value = _return_value(ti_key)
-            name = value.get("model_name") or value["model"]
-            version = value.get("version") or value["model_version"]
-            return mlflow_model_path(name, version)
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    def url(self, operator: BaseOperator, ti_key: TaskInstanceKey) -> str:
+        value = _return_value(ti_key)
+        return mlflow_model_path(value.get("model_name") or value["model"], value.get("version") or value["model_version"])
 
 
-class DriftReportLink(BaseOperatorLink):
+class DriftReportLink(PackLink):
     """The Evidently HTML report the task wrote, served by the plugin app."""
 
     name = "Drift report"
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            return storage_path(str(_return_value(ti_key)["report_uri"]), operator)
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    def url(self, operator: BaseOperator, ti_key: TaskInstanceKey) -> str:
+        return storage_path(str(_return_value(ti_key)["report_uri"]), operator)
 
 
 def _validation_uri(ti_key: TaskInstanceKey, field: str) -> str:
@@ -123,17 +127,14 @@ def _validation_uri(ti_key: TaskInstanceKey, field: str) -> str:
     return ""
 
 
-class _ValidationFileLink(BaseOperatorLink):
+class _ValidationFileLink(PackLink):
     """A file named by a field of the task's ``validation`` XCom, served by the plugin app."""
 
     field = ""
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        try:
-            uri = _validation_uri(ti_key, self.field)
-            return storage_path(uri, operator) if uri else ""
-        except Exception:  # noqa: BLE001 - a link must never fail the task
-            return ""
+    def url(self, operator: BaseOperator, ti_key: TaskInstanceKey) -> str:
+        uri = _validation_uri(ti_key, self.field)
+        return storage_path(uri, operator) if uri else ""
 
 
 class DataDocsLink(_ValidationFileLink):

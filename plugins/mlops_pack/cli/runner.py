@@ -112,6 +112,25 @@ def finish_init(proc: subprocess.Popen) -> None:
         raise RuntimeError(f"creating the MLflow store failed:\n{err.decode(errors='replace')[-3000:]}")
 
 
+class BusyRetryTransport(httpx.HTTPTransport):
+    """Asks again when the api-server answers 503: on SQLite under load it rolls a request back with
+    "Service Unavailable" when the database stays locked (seen creating a backfill), which leaves nothing
+    behind, so asking again is safe. Up to ``attempts`` times, waiting longer each time."""
+
+    def __init__(self, attempts: int = 8, **kwargs: Any):
+        super().__init__(retries=3, **kwargs)  # connect errors too: an api-server still starting
+        self.attempts = attempts
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self.attempts):
+            response = super().handle_request(request)
+            if response.status_code != 503 or attempt == self.attempts - 1:
+                return response
+            response.close()
+            time.sleep(min(2 ** attempt, 15))
+        raise AssertionError("unreachable")
+
+
 class Airflow:
     """The Airflow processes of one home and a small REST client for them."""
 
@@ -129,7 +148,7 @@ class Airflow:
                         GIT_PYTHON_REFRESH="quiet", **(extra_env or {}))
         self.procs: list[subprocess.Popen] = []
         self.url = f"http://127.0.0.1:{api_port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.http = httpx.Client(base_url=self.url, timeout=60, transport=BusyRetryTransport())
 
     def run(self, *args: str) -> None:
         result = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True,

@@ -161,11 +161,20 @@ def _explain_no_champion(airflow: Any, home: Path, name: str) -> None:
     for dag_id in runner.dag_ids([name]):
         for run in airflow.runs(dag_id):
             if run["state"] == "failed":
-                tasks = airflow.failed_tasks(dag_id, run["dag_run_id"])
-                say(f"  {dag_id} run {run['dag_run_id']} failed in {tasks}; logs under "
-                    f"{home / 'logs' / f'dag_id={dag_id}'}")
+                _say_failed_run(airflow, home, dag_id, run["dag_run_id"])
     for v in runner.collect_summary(airflow, home, name)["model_versions"]:
         say(f"  version {v['version']}: {v['decision']}: {v['reason']}")
+
+
+def _say_failed_run(airflow: Any, home: Path, dag_id: str, run_id: str) -> None:
+    """The failed run, its failed tasks and what each said (the error lines of its last attempt)."""
+    from mlops_pack.cli.task_logs import task_errors
+
+    tasks = airflow.failed_tasks(dag_id, run_id)
+    say(f"  {dag_id} run {run_id} failed in {tasks}; logs under {home / 'logs' / f'dag_id={dag_id}'}")
+    for task_id in tasks:
+        for line in task_errors(home / "logs", dag_id, run_id, task_id):
+            say(f"    {task_id}: {line[:500]}")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -198,8 +207,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                              "--serve` stopped?") from None
         failed = [(r["dag_id"], r["run_id"]) for name in args.pipelines
                   for r in runner.collect_summary(airflow, home, name)["runs"] if r["state"] == "failed"]
+        for dag_id, run_id in failed:
+            _say_failed_run(airflow, home, dag_id, run_id)
         if failed:
-            say(f"failed runs: {failed}; logs under {home / 'logs'}")
             return 1
     return 0
 

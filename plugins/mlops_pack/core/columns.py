@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 MAX_PROBLEMS_PER_COLUMN = 100  # listed in full up to this many per column and origin; all are counted
 
 
-class SourceColumnsError(ValueError):
+class SourceColumnsError(MlopsError, ValueError):
     """A source's data lacks a column the spec names; the message names the origin and the columns."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from mlops_pack.core.errors import MlopsError
 from mlops_pack.core.url_policy import AddressRefused, UrlPolicy, guarded_resolver
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507, 509, 520, 521, 52
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
-class FetchFailed(RuntimeError):
+class FetchFailed(MlopsError, RuntimeError):
     """The URL could not be fetched into a usable response; the message says why."""
 
 

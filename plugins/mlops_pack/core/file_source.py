@@ -13,11 +13,13 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_pack.core.errors import MlopsError
+
 FORMATS_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
                      ".ndjson": "jsonl", ".json": "jsonl"}
 
 
-class FileSourceError(ValueError):
+class FileSourceError(MlopsError, ValueError):
     """A file cannot be read as the spec says; the message names the file."""
 
 

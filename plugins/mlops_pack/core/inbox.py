@@ -29,10 +29,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlops_pack.core.errors import MlopsError
+
 QUOTED_CHARS = 200  # how much of a bad message an error quotes
 
 
-class MessageError(ValueError):
+class MessageError(MlopsError, ValueError):
     """A message or event asks for something malformed; the message says which message and what."""
 
 

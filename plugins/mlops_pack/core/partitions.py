@@ -17,6 +17,8 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -24,11 +26,11 @@ KEY_PATTERN = re.compile(r"[^A-Za-z0-9._=-]+")
 MAX_KEY_LENGTH = 120
 
 
-class PartitionError(ValueError):
+class PartitionError(MlopsError, ValueError):
     """A run's data has no partition identity, or the identity is unusable; the message says why."""
 
 
-class HoldoutLeak(ValueError):
+class HoldoutLeak(MlopsError, ValueError):
     """Holdout rows share keys with training rows: the gate would judge on data the model has seen."""
 
 

@@ -26,10 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from mlops_pack.core.errors import MlopsError
+
 _DONE = object()
 
 
-class ScoringError(RuntimeError):
+class ScoringError(MlopsError, RuntimeError):
     """The partition cannot be scored; the message names the file or column."""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     from mlops_pack.core.spec import FieldSpec, SourceSpec
 
@@ -29,7 +31,7 @@ SITEMAP_TYPES = ["application/xml", "text/xml", "application/gzip", "application
 MAX_SITEMAPS = 50
 
 
-class ScrapeError(RuntimeError):
+class ScrapeError(MlopsError, RuntimeError):
     """The crawl cannot produce a trustworthy partition (unreachable site, error budget spent).
 
     ``result`` holds what the crawl saw (quarantine, stats), so the caller can still store the

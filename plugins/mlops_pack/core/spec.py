@@ -24,12 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from mlops_pack.core.errors import MlopsError
 from mlops_pack.core.metrics import METRICS
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
 
-class SpecError(ValueError):
+class SpecError(MlopsError, ValueError):
     """A pipeline spec is invalid; the message names the file and the field."""
 
 

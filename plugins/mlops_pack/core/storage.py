@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -53,7 +55,7 @@ class StoragePath(Protocol):
     def unlink(self) -> None: ...
 
 
-class StorageError(RuntimeError):
+class StorageError(MlopsError, RuntimeError):
     """A dataset could not be read or written; the message names it."""
 
 

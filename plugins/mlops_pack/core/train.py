@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
     from mlops_pack.core.spec import ModelSpec
 
 
-class TrainingError(RuntimeError):
+class TrainingError(MlopsError, RuntimeError):
     """Training cannot start or produce a model; the message names the column or setting."""
 
 

@@ -26,6 +26,8 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from mlops_pack.core.errors import MlopsError
+
 # IANA special-purpose registries (iana.org/assignments/iana-ipv4-special-registry and -ipv6-); the
 # few blocks marked globally reachable there (AS112, AMT, 192.0.0.9/10) are refused too: no crawl
 # target lives in them.
@@ -41,7 +43,7 @@ IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class AddressRefused(ConnectionRefusedError):
+class AddressRefused(MlopsError, ConnectionRefusedError):
     """The host resolved to an address the allow list does not name explicitly; nothing was sent."""
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_pack import settings
+from mlops_pack.core.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(MlopsError, RuntimeError):
     """The MLflow registry cannot answer or lacks what was asked for; the message names it."""
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -131,7 +133,7 @@ class MlflowOperator(PipelineOperator):
         return MlflowHook(self.mlflow_conn_id)
 
 
-class ChampionMoved(AirflowFailException):
+class ChampionMoved(AirflowFailException, MlopsError):
     """The champion changed after the decision was taken (and approved); judging must start again."""
 
 

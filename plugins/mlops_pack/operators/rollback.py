@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlops_pack.core.errors import MlopsError
 from mlops_pack.links import MlflowModelVersionLink
 from mlops_pack.operators.base import RegistryOperator
 
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class RollbackRefused(ValueError):
+class RollbackRefused(MlopsError, ValueError):
     """The rollback target is not a version that may be champion."""
 
 

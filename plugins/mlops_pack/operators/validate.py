@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_pack.core.errors import MlopsError
 from mlops_pack.links import DataDocsLink, QuarantineLink
 from mlops_pack.operators.base import PipelineOperator
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class GXValidationFailed(AirflowFailException):
+class GXValidationFailed(AirflowFailException, MlopsError):
     """A partition failed its expectations and was quarantined; not retried (the data won't change)."""
 
 

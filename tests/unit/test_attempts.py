@@ -90,3 +90,25 @@ def test_promotion_refuses_an_abandoned_version_naming_it_and_its_successor():
     assert refusal.startswith("p version 2 is tagged attempt_status=abandoned")
     assert "superseded by p__train/manual__1/train try 2" in refusal
     assert promotion_refusal("p", "3", made_by(2)) is None
+
+
+def test_an_orphaned_try_that_finds_a_later_try_marks_its_own_leftovers():
+    from mlops_pack.core.attempts import superseded_items, superseding_attempt
+
+    orphan = Attempt("p__train", "manual__1", "train", 1)
+    items = [Item("version", "2", made_by(1), run_key="r1"), Item("run", "r1", made_by(1), status="FINISHED"),
+             Item("run", "r2", made_by(2), status="RUNNING"), Item("run", "r3", made_by(3), status="RUNNING"),
+             Item("version", "1", made_by(1, run_id="manual__0"))]
+    later = superseding_attempt(orphan, items)
+    assert later == Attempt("p__train", "manual__1", "train", 3)
+    marks = superseded_items(orphan, later, items, protected_versions=set())
+    assert [(s.item.kind, s.item.key, s.kill_run) for s in marks] == [("version", "2", False), ("run", "r1", False)]
+    assert marks[0].tags[SUPERSEDED_BY_TAG] == "p__train/manual__1/train try 3"
+    assert "went on after its task was retried" in marks[0].tags[REASON_TAG]
+
+
+def test_the_live_try_has_no_successor():
+    from mlops_pack.core.attempts import superseding_attempt
+
+    items = [Item("run", "r1", made_by(1)), Item("run", "r2", made_by(2)), Item("run", "x", made_by(5, run_id="o"))]
+    assert superseding_attempt(RETRY, items) is None

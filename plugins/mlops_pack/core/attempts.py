@@ -6,7 +6,9 @@ carries the attempt that made them, as tags set when they are created (``attempt
 attempt starts, and again before it hands its version on, ``stale_items`` names the earlier
 attempts' leftovers of the same dag run and task; the train operator marks them abandoned (run
 KILLED, tags ``attempt_status=abandoned``, the reason and the superseding attempt) and deletes
-nothing. Promotion refuses an abandoned version (``promotion_refusal``).
+nothing. An orphaned try (its worker lost, its process still going) that finds a later try's run or
+version marks its own leftovers the same way and stops (``superseding_attempt``). Promotion refuses an
+abandoned version (``promotion_refusal``).
 """
 
 from __future__ import annotations
@@ -86,25 +88,47 @@ def stale_items(current: Attempt, items: list[Item], *, protected_versions: set[
     of an attempt that succeeded (a task cleared and run again), and so is its run; both stay as they are.
     Items of other tasks, other dag runs, later tries or with no attempt tags are never touched.
     """
-    finished_runs = {i.run_key for i in items if i.kind == "version" and _handed_on(i, protected_versions)}
     stale = []
-    for item in items:
+    for item in _unfinished(items, protected_versions):
         made_by = Attempt.from_tags(item.tags)
-        if (made_by is None or not current.same_task(made_by) or made_by.try_number >= current.try_number
-                or item.tags.get(STATUS_TAG) == ABANDONED):
-            continue
-        if _handed_on(item, protected_versions) or (item.kind == "run" and item.key in finished_runs):
+        if made_by is None or not current.same_task(made_by) or made_by.try_number >= current.try_number:
             continue
         what = "its model version was never judged" if item.kind == "version" else "its run never handed a version on"
-        reason = (f"try {made_by.try_number} of {made_by.task_id} stopped before finishing (killed or lost); "
-                  f"{what}; superseded by try {current.try_number}")
-        tags = {STATUS_TAG: ABANDONED, REASON_TAG: reason, SUPERSEDED_BY_TAG: current.label()}
-        stale.append(Stale(item, tags, kill_run=item.kind == "run" and item.status in LIVE_RUN_STATUSES))
+        stale.append(_mark(item, current, f"try {made_by.try_number} of {made_by.task_id} stopped before finishing "
+                                          f"(killed or lost); {what}; superseded by try {current.try_number}"))
     return stale
 
 
-def _handed_on(item: Item, protected_versions: set[str]) -> bool:
-    return item.kind == "version" and ("decision" in item.tags or item.key in protected_versions)
+def superseding_attempt(current: Attempt, items: list[Item]) -> Attempt | None:
+    """The latest later try of ``current``'s task instance that made any of ``items``, or None.
+
+    Airflow runs one try of a task instance at a time, so a try that finds a later one's run or version
+    is an orphan: its worker was lost and the task retried while its process went on.
+    """
+    later = [a for a in map(Attempt.from_tags, (i.tags for i in items))
+             if a is not None and current.same_task(a) and a.try_number > current.try_number]
+    return max(later, key=lambda a: a.try_number, default=None)
+
+
+def superseded_items(current: Attempt, later: Attempt, items: list[Item], *,
+                     protected_versions: set[str]) -> list[Stale]:
+    """``current``'s own leftovers to mark abandoned because ``later`` superseded it (``current`` is an orphan)."""
+    return [_mark(item, later, f"try {current.try_number} of {current.task_id} went on after its task was retried "
+                               f"(orphaned: its worker was lost); superseded by try {later.try_number}")
+            for item in _unfinished(items, protected_versions) if Attempt.from_tags(item.tags) == current]
+
+
+def _unfinished(items: list[Item], protected_versions: set[str]) -> list[Item]:
+    """Items not yet marked abandoned whose attempt never handed a version on: a version that was judged (tag
+    ``decision``) or is champion/previous, and that version's run, are the result of an attempt that succeeded."""
+    handed_on = [i for i in items if i.kind == "version" and ("decision" in i.tags or i.key in protected_versions)]
+    done = {("version", i.key) for i in handed_on} | {("run", i.run_key) for i in handed_on}
+    return [i for i in items if (i.kind, i.key) not in done and i.tags.get(STATUS_TAG) != ABANDONED]
+
+
+def _mark(item: Item, by: Attempt, reason: str) -> Stale:
+    tags = {STATUS_TAG: ABANDONED, REASON_TAG: reason, SUPERSEDED_BY_TAG: by.label()}
+    return Stale(item, tags, kill_run=item.kind == "run" and item.status in LIVE_RUN_STATUSES)
 
 
 def promotion_refusal(model: str, version: str, tags: dict[str, str]) -> str | None:

@@ -408,8 +408,9 @@ class MlflowHook(BaseHook):
     def abandon_stale_attempts(self, model_name: str, attempt: Attempt) -> list[Stale]:
         """Mark what earlier tries of ``attempt``'s task left behind (core/attempts.py decides what): tags
         ``attempt_status=abandoned`` with the reason and the superseding attempt, and a run still open ends
-        KILLED. Nothing is deleted. Returns what was marked."""
-        from mlops_pack.core.attempts import stale_items
+        KILLED. Nothing is deleted. Returns what was marked. When a *later* try already made a run or a
+        version, ``attempt`` is an orphan: its own leftovers are marked and VersionAbandoned is raised."""
+        from mlops_pack.core.attempts import stale_items, superseded_items, superseding_attempt
 
         items = self.attempt_items(model_name, attempt)
         if not items:
@@ -417,7 +418,17 @@ class MlflowHook(BaseHook):
         # MLflow 3's search_model_versions returns no aliases: read champion/previous from the model itself.
         state = self.registry_state(model_name) if any(i.kind == "version" for i in items) else None
         protected = {v for v in (state.champion, state.previous) if v} if state else set()
+        later = superseding_attempt(attempt, items)
         stale = stale_items(attempt, items, protected_versions=protected)
+        if later is not None:
+            stale += superseded_items(attempt, later, items, protected_versions=protected)
+        self._mark_abandoned(model_name, stale)
+        if later is not None:
+            raise VersionAbandoned(f"{attempt.label()} is an orphan: {later.label()} of the same task already "
+                                   "made a run or a version; this try's leftovers are marked abandoned")
+        return stale
+
+    def _mark_abandoned(self, model_name: str, stale: list[Stale]) -> None:
         for found in stale:
             if found.item.kind == "version":
                 self.tag_version(model_name, found.item.key, found.tags)
@@ -428,7 +439,6 @@ class MlflowHook(BaseHook):
                     self.client.set_terminated(found.item.key, status="KILLED")
             self.log.warning("Marked %s %s of %s abandoned: %s", found.item.kind, found.item.key, model_name,
                              found.tags["abandoned_reason"])
-        return stale
 
     def log_training_run(self, spec: PipelineSpec, trained: TrainedModel, *, train_manifest: dict,
                          holdout_manifest: dict, tags: dict[str, str], attempt: Attempt | None = None) -> dict[str, Any]:

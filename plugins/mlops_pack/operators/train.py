@@ -64,7 +64,7 @@ class MlflowTrainOperator(MlflowOperator):
         attempt = self._attempt(context)
         # A try that died (killed worker, orphaned task) may have left a version and an open run: mark them
         # abandoned before anything else, so nothing below (the policy's look at `challenger`) trusts them.
-        self.mlflow.abandon_stale_attempts(self.spec.name, attempt)
+        self._abandon_stale(attempt)
         window = int(self.window_partitions or self.spec.model.window_partitions)
         available = list_partitions(self.storage.area("validated"))
         if not available:
@@ -112,18 +112,26 @@ class MlflowTrainOperator(MlflowOperator):
         """Move ``challenger`` to ``version`` under the promotion lock, after marking once more what earlier
         tries left: an orphaned earlier try may have registered its version after this one started. Under
         the lock, an orphan finishing later finds its version abandoned and moves nothing."""
+        # attempt="" in the lock: a train that dies holding it has no promotion decision to record.
+        with self.mlflow.promotion_lock(self.spec.name, attempt.label(), kind="challenger",
+                                        version=version) as lease:
+            self._abandon_stale(attempt)
+            self._superseded_fails(lambda: self.mlflow.set_challenger(lease, version))
+
+    def _abandon_stale(self, attempt: Attempt) -> None:
+        self._superseded_fails(lambda: self.mlflow.abandon_stale_attempts(self.spec.name, attempt))
+
+    @staticmethod
+    def _superseded_fails(call: Any) -> None:
+        """Run ``call``; a superseded (orphaned) try fails for good: a retry of it has nothing to do."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_pack.hooks.mlflow import VersionAbandoned
 
-        # attempt="" in the lock: a train that dies holding it has no promotion decision to record.
-        with self.mlflow.promotion_lock(self.spec.name, attempt.label(), kind="challenger",
-                                        version=version) as lease:
-            self.mlflow.abandon_stale_attempts(self.spec.name, attempt)
-            try:
-                self.mlflow.set_challenger(lease, version)
-            except VersionAbandoned as exc:  # this try was itself superseded (an orphan): nothing to retry
-                raise AirflowFailException(str(exc)) from exc
+        try:
+            call()
+        except VersionAbandoned as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     def _policy_allows(self, context: Context, window_of: Any, available: set[str], window: int) -> list[str]:
         """The partitions this run trains on (``window_of(drifted)``); AirflowSkipException when the retrain

@@ -92,7 +92,7 @@ class MlflowTrainOperator(MlflowOperator):
         )
         self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri,
                                                                     "data_partitions": ",".join(keys)})
-        self._hand_on(context, attempt, result["version"])
+        self._hand_on(attempt, result["version"])
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
         context["ti"].xcom_push(key="mlflow_run", value={"experiment_id": result["experiment_id"],
@@ -108,7 +108,7 @@ class MlflowTrainOperator(MlflowOperator):
         return Attempt(context["dag"].dag_id, context["run_id"], ti.task_id, int(ti.try_number),
                        -1 if map_index is None else int(map_index))
 
-    def _hand_on(self, context: Context, attempt: Attempt, version: str) -> None:
+    def _hand_on(self, attempt: Attempt, version: str) -> None:
         """Move ``challenger`` to ``version`` under the promotion lock, after marking once more what earlier
         tries left: an orphaned earlier try may have registered its version after this one started. Under
         the lock, an orphan finishing later finds its version abandoned and moves nothing."""

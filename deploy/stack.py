@@ -6,7 +6,7 @@
 
 Airflow's metadata DB in its own database on the local PostgreSQL, CeleryExecutor with the local
 Redis as broker and PostgreSQL as result backend, two ``airflow celery worker`` processes with
-distinct host names (the second also listens on the ``training`` queue the train task uses),
+distinct host names (both also listen on the ``training`` queue the train task uses),
 scheduler, dag-processor, triggerer, api-server; ``mlflow server`` on PostgreSQL with its artifacts
 in S3; S3 itself served on loopback by ``moto_server``; and the demo site.
 
@@ -46,6 +46,11 @@ TUNING = {
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
     "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    # A lost task (worker killed, machine gone) is noticed within a minute, not Airflow's default five:
+    # task supervisors heartbeat every 5 s ([workers] min_heartbeat_interval), so 45 s is nine missed
+    # beats, and the scheduler looks for them every 5 s. The task then fails and its retry is queued.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
 }
 
 
@@ -176,7 +181,10 @@ def topology(cfg: StackConfig) -> dict[str, dict]:
         "airflow-scheduler": airflow("scheduler"),
         "airflow-dag-processor": airflow("dag-processor"),
         "airflow-triggerer": airflow("triggerer"),
-        "airflow-worker": airflow("celery", "worker", "--celery-hostname", "worker-1@%h", "--queues", "default"),
+        # Both workers serve the training queue: a retry of a train task whose worker died runs on the other
+        # one at once instead of waiting for the dead worker to come back.
+        "airflow-worker": airflow("celery", "worker", "--celery-hostname", "worker-1@%h", "--queues",
+                                  f"default,{TRAINING_QUEUE}"),
         "airflow-worker-training": airflow("celery", "worker", "--celery-hostname", "worker-2@%h", "--queues",
                                            f"default,{TRAINING_QUEUE}"),
     }

@@ -54,7 +54,7 @@ def registry(mlflow_server, tmp_path_factory, monkeypatch_module):
                                        holdout_manifest=write_partition(folder / "holdout", trained.holdout),
                                        tags={"airflow.run_id": f"setup_{i}"})
         versions.append(result["version"])
-    hook.set_alias("race", "champion", versions[0])
+    hook.client.set_registered_model_alias("race", "champion", versions[0])  # a champion from before the test
     hook.tag_version("race", versions[0], {"decision": "promoted"})
     return {"hook": hook, "spec": str(spec_path), "root": root, "uri": mlflow_server, "versions": versions}
 

@@ -116,6 +116,12 @@ def test_train_registers_and_promotes_the_first_model(pipeline):
     run = pipeline.client.get_run(version.run_id)
     assert float(run.data.metrics["holdout_r2"]) > 0.5
     assert run.data.tags["airflow.dag_id"] == f"{NAME}__train"
+    # The attempt that made them, on the run and the version (set at creation: core/attempts.py)
+    for tags in (run.data.tags, version.tags):
+        assert (tags["airflow.task_id"], tags["airflow.try_number"], tags["airflow.map_index"]) == ("train", "1", "-1")
+        assert tags["airflow.run_id"] == run.data.tags["airflow.run_id"]
+    assert "attempt_status" not in version.tags
+    assert pipeline.alias("challenger") == "1"
     digests = {i.tags[0].value: i.dataset.digest for i in run.inputs.dataset_inputs}
     assert set(digests) == {"training", "holdout"}
     assert digests["training"] == run.data.tags["data_version"] == version.tags["data_version"]
@@ -244,3 +250,23 @@ def test_the_gate_refuses_a_holdout_that_shares_keys_with_training(pipeline):
             gate.evaluate(version, None)
     finally:
         write_partition(holdout_folder, holdout)
+
+
+def test_the_gate_refuses_a_version_a_retried_train_marked_abandoned(pipeline):
+    from mlops_pack.operators.base import AbandonedVersion
+    from mlops_pack.operators.promote import MlflowEvaluateOperator
+
+    version = pipeline.alias("champion")
+    marks = {"attempt_status": "abandoned", "abandoned_reason": "try 1 of train stopped before finishing",
+             "superseded_by": f"{NAME}__train/manual__x/train try 2"}
+    for key, value in marks.items():
+        pipeline.client.set_model_version_tag(NAME, version, key, value)
+    try:
+        gate = MlflowEvaluateOperator(task_id="evaluate", spec_path=str(pipeline.spec_path),
+                                      challenger_version=version)
+        with pytest.raises(AbandonedVersion, match=rf"{NAME} version {version} is tagged attempt_status=abandoned "
+                                                    rf".*superseded by {NAME}__train/manual__x/train try 2"):
+            gate.evaluate(version, None)
+    finally:
+        for key in marks:
+            pipeline.client.delete_model_version_tag(NAME, version, key)

@@ -86,13 +86,14 @@ def test_the_native_stack_renders_the_same_topology_for_this_machine(tmp_path):
     assert common["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/0"
 
 
-def test_two_workers_with_distinct_host_names_and_one_serves_the_training_queue(services):
+def test_two_workers_with_distinct_host_names_and_both_serve_the_training_queue(services):
     for name, host in stack.WORKER_HOSTNAMES.items():
         assert services[name]["hostname"] == host
         assert services[name]["environment"]["DUMB_INIT_SETSID"] == "0"
     queues = {name: argv(services[name])[argv(services[name]).index("--queues") + 1].split(",")
               for name in stack.WORKER_HOSTNAMES}
-    assert queues == {"airflow-worker": ["default"], "airflow-worker-training": ["default", "training"]}
+    # Failover: a train retry runs on the other worker when the one that ran it dies.
+    assert queues == {"airflow-worker": ["default", "training"], "airflow-worker-training": ["default", "training"]}
     assert services["airflow-worker"]["environment"]["AIRFLOW__MLOPS__TRAINING_QUEUE"] == "training"
 
 

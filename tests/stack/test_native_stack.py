@@ -135,7 +135,9 @@ def test_tasks_ran_on_both_workers_and_the_train_task_on_the_training_queue(loop
     ran = [t for t in loop["tasks"] if t["state"] in ("success", "skipped") and t["hostname"]]
     assert {t["hostname"] for t in ran} == {"worker-1", "worker-2"}
     trains = [t for t in ran if t["task_id"] == "train"]
-    assert trains and {(t["queue"], t["hostname"]) for t in trains} == {("training", "worker-2")}
+    # Both workers serve the training queue (failover), so either may have trained.
+    assert trains and {t["queue"] for t in trains} == {"training"}
+    assert {t["hostname"] for t in trains} <= {"worker-1", "worker-2"}
     assert {t["queue"] for t in ran if t["task_id"] != "train"} == {"default"}
 
 

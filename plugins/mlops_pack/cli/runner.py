@@ -82,6 +82,10 @@ worker_log_server_port = {free_port()}
 trigger_log_server_port = {free_port()}
 [scheduler]
 scheduler_heartbeat_sec = 2
+# A task whose process was killed is noticed within a minute, not Airflow's default five: supervisors
+# heartbeat every 5 s, so 45 s is nine missed beats; the scheduler looks every 5 s, then retries it.
+task_instance_heartbeat_timeout = 45
+task_instance_heartbeat_timeout_detection_interval = 5
 [dag_processor]
 refresh_interval = 10
 [mlops]

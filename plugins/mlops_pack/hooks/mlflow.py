@@ -19,6 +19,7 @@ from mlops_pack.core.errors import MlopsError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlops_pack.core.attempts import Attempt, Item, Stale
     from mlops_pack.core.spec import PipelineSpec
     from mlops_pack.core.train import TrainedModel
 
@@ -36,6 +37,10 @@ class RegistryError(MlopsError, RuntimeError):
 
 class LockTimeout(RegistryError):
     """The promotion lock stayed held (and its lease kept being renewed) for the whole wait."""
+
+
+class VersionAbandoned(RegistryError):
+    """A later train attempt marked this version abandoned: it must not become challenger or champion."""
 
 
 class LockLost(RegistryError):
@@ -373,23 +378,87 @@ class MlflowHook(BaseHook):
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name, version, key, str(value))
 
-    def set_alias(self, model_name: str, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(model_name, alias, version)
+    def set_challenger(self, lease: RegistryLease, version: str) -> None:
+        """Point ``challenger`` at ``version`` through the lease (fenced like every alias move); refuses
+        (VersionAbandoned) a version a later train attempt marked abandoned meanwhile."""
+        from mlops_pack.core.attempts import promotion_refusal
+
+        refusal = promotion_refusal(lease.model_name, version, self.version_tags(lease.model_name, version))
+        if refusal:
+            raise VersionAbandoned(refusal)
+        self.move_aliases(lease, [("challenger", version)])
+
+    def attempt_items(self, model_name: str, attempt: Attempt) -> list[Item]:
+        """The model versions and MLflow runs (in experiment ``model_name``) tagged with ``attempt``'s dag run."""
+        from mlflow.entities import ViewType
+
+        from mlops_pack.core.attempts import RUN_ID, Item
+
+        # A run id with a quote cannot go into a filter string: then every version/run is read and core decides.
+        match = f"tags.`{RUN_ID}` = '{attempt.run_id}'" if "'" not in attempt.run_id else ""
+        versions = self.client.search_model_versions(" AND ".join(filter(None, [f"name = '{model_name}'", match])),
+                                                     max_results=10000)
+        items = [Item("version", str(v.version), dict(v.tags or {}), run_key=v.run_id or "") for v in versions]
+        experiment = self.client.get_experiment_by_name(model_name)
+        if experiment is not None:
+            runs = self.client.search_runs([experiment.experiment_id], filter_string=match,
+                                           run_view_type=ViewType.ALL, max_results=10000)
+            items += [Item("run", r.info.run_id, dict(r.data.tags), status=r.info.status) for r in runs]
+        return items
+
+    def abandon_stale_attempts(self, model_name: str, attempt: Attempt) -> list[Stale]:
+        """Mark what earlier tries of ``attempt``'s task left behind (core/attempts.py decides what): tags
+        ``attempt_status=abandoned`` with the reason and the superseding attempt, and a run still open ends
+        KILLED. Nothing is deleted. Returns what was marked. When a *later* try already made a run or a
+        version, ``attempt`` is an orphan: its own leftovers are marked and VersionAbandoned is raised."""
+        from mlops_pack.core.attempts import stale_items, superseded_items, superseding_attempt
+
+        items = self.attempt_items(model_name, attempt)
+        if not items:
+            return []
+        # MLflow 3's search_model_versions returns no aliases: read champion/previous from the model itself.
+        state = self.registry_state(model_name) if any(i.kind == "version" for i in items) else None
+        protected = {v for v in (state.champion, state.previous) if v} if state else set()
+        later = superseding_attempt(attempt, items)
+        stale = stale_items(attempt, items, protected_versions=protected)
+        if later is not None:
+            stale += superseded_items(attempt, later, items, protected_versions=protected)
+        self._mark_abandoned(model_name, stale)
+        if later is not None:
+            raise VersionAbandoned(f"{attempt.label()} is an orphan: {later.label()} of the same task already "
+                                   "made a run or a version; this try's leftovers are marked abandoned")
+        return stale
+
+    def _mark_abandoned(self, model_name: str, stale: list[Stale]) -> None:
+        for found in stale:
+            if found.item.kind == "version":
+                self.tag_version(model_name, found.item.key, found.tags)
+            else:
+                for key, value in found.tags.items():
+                    self.client.set_tag(found.item.key, key, value)
+                if found.kill_run:
+                    self.client.set_terminated(found.item.key, status="KILLED")
+            self.log.warning("Marked %s %s of %s abandoned: %s", found.item.kind, found.item.key, model_name,
+                             found.tags["abandoned_reason"])
 
     def log_training_run(self, spec: PipelineSpec, trained: TrainedModel, *, train_manifest: dict,
-                         holdout_manifest: dict, tags: dict[str, str]) -> dict[str, Any]:
-        """Log one training run, register its model as a new version with alias ``challenger``."""
+                         holdout_manifest: dict, tags: dict[str, str], attempt: Attempt | None = None) -> dict[str, Any]:
+        """Log one training run and register its model as a new version (the caller then moves
+        ``challenger`` with ``set_challenger``, under the promotion lock). ``attempt`` tags the run and
+        the version when they are created, so a later try can tell they are its predecessor's."""
         import mlflow
         import mlflow.sklearn
         import sklearn
         from mlflow.models import infer_signature
 
+        from mlops_pack.core.registry_lock import fault_point
         from mlops_pack.core.train import trusted_types
 
         model = spec.model
         experiment_id = self.experiment_id(spec.name)
         x_train = trained.train[model.features.all]
-        run_tags = {**tags, "data_version": train_manifest["version"], "pipeline": spec.name}
+        attempt_tags = attempt.tags() if attempt else {}
+        run_tags = {**tags, **attempt_tags, "data_version": train_manifest["version"], "pipeline": spec.name}
         with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
             mlflow.log_params({"estimator": model.estimator, "task": model.task, "target": model.target,
                                "features": ",".join(model.features.all), "train_rows": len(trained.train),
@@ -416,14 +485,15 @@ class MlflowHook(BaseHook):
                     skops_trusted_types=trusted_types(trained.pipeline),
                     # Explicit requirements skip MLflow's slow import-capturing inference.
                     pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+                    tags=attempt_tags,  # on the logged model and, at its creation, on the model version
                 )
+            fault_point("train.registered")  # test-only: a crash with the version registered and the run open
         version = str(info.registered_model_version)
         self.tag_version(spec.name, version, {
             "data_version": train_manifest["version"], "train_uri": train_manifest["uri"],
             "holdout_uri": holdout_manifest["uri"], "airflow.run_id": tags.get("airflow.run_id", ""),
             **{f"holdout_{k}": round(v, 6) for k, v in trained.metrics.items()},
         })
-        self.set_alias(spec.name, "challenger", version)
         return {"model_name": spec.name, "version": version, "run_id": run.info.run_id,
                 "experiment_id": experiment_id, "data_version": train_manifest["version"],
                 "holdout_uri": holdout_manifest["uri"], "train_uri": train_manifest["uri"],

@@ -137,6 +137,19 @@ class ChampionMoved(AirflowFailException, MlopsError):
     """The champion changed after the decision was taken (and approved); judging must start again."""
 
 
+class AbandonedVersion(AirflowFailException):
+    """The version was made by a train attempt a later attempt superseded: it is never judged or promoted."""
+
+
+def refuse_abandoned(model: str, version: str, tags: dict[str, str]) -> None:
+    """AbandonedVersion, naming ``version`` and what superseded it, when its tags mark it abandoned."""
+    from mlops_pack.core.attempts import promotion_refusal
+
+    refusal = promotion_refusal(model, version, tags)
+    if refusal:
+        raise AbandonedVersion(refusal)
+
+
 class RegistryOperator(MlflowOperator):
     """An MLflow operator that judges versions and moves aliases under the promotion lock, recording
     every decision in the registry and in storage (docs/promotion.md has the lock protocol).
@@ -161,6 +174,7 @@ class RegistryOperator(MlflowOperator):
 
         name, model = self.spec.name, self.spec.model
         tags = self.mlflow.version_tags(name, version)
+        refuse_abandoned(name, version, tags)
         if "holdout_uri" not in tags:
             raise ValueError(f"{name} version {version} has no holdout_uri tag: was it trained by this pack?")
         holdout = read_partition(self.storage.path(tags["holdout_uri"]).parent)

@@ -26,6 +26,7 @@ class ChampionSyncOperator(RegistryOperator):
     ui_color = "#fdf6e8"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.attempts import promotion_refusal
         from mlops_pack.core.registry_events import hand_move, recorded_champion
         from mlops_pack.core.registry_lock import new_token
         from mlops_pack.core.storage import read_json
@@ -40,6 +41,11 @@ class ChampionSyncOperator(RegistryOperator):
             if move is None:
                 raise AirflowSkipException(f"{name}@champion is {state.champion}, as the promotion log says: "
                                            "nothing moved outside the pack")
+            champion = str(state.champion) if state.champion else None
+            abandoned = champion and promotion_refusal(name, champion, self.mlflow.version_tags(name, champion))
+            if abandoned:  # a person's move is recorded as made, never undone by the pack; the record says it
+                self.log.warning("%s@champion was moved by hand to an abandoned attempt's version: %s", name, abandoned)
+                move = {**move, "reason": f"{move['reason']}; WARNING: {abandoned}"}
             if recorded is not None and state.previous != recorded:
                 self.mlflow.move_aliases(lease, [("previous", recorded)])
             record = {**self.base_record(context, name, str(state.champion)), "attempt": attempt, **move}

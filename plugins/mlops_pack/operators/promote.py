@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import MlflowModelVersionLink
-from mlops_pack.operators.base import ChampionMoved, PipelineOperator, RegistryOperator
+from mlops_pack.operators.base import (
+    AbandonedVersion,
+    ChampionMoved,
+    PipelineOperator,
+    RegistryOperator,
+    refuse_abandoned,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,7 +88,9 @@ class MlflowPromoteOperator(RegistryOperator):
         except BaseException as exc:
             # A lost lease or an open intent means the next lock holder records this attempt.
             if not (self._progress["recorded"] or self._progress["intent_open"] or isinstance(exc, LockLost)):
-                self.record_failure(context, attempt, version, self._progress["champion"], exc)
+                # An abandoned version keeps its tags: its record says why it was refused.
+                self.record_failure(context, attempt, version, self._progress["champion"], exc,
+                                    tag_version=not isinstance(exc, AbandonedVersion))
             raise
 
     def _decide(self, context: Context, attempt: str, verdict: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +126,8 @@ class MlflowPromoteOperator(RegistryOperator):
         decision = decision_record(verdict, version=version, champion=champion, approved=approved, approver=approver)
         promote = decision["promote"]
         if promote:
+            # Checked again under the lock: a retried train marks its predecessors' versions at any time.
+            refuse_abandoned(name, version, self.mlflow.version_tags(name, version))
             # Intent first: a crash from here on leaves a state the next holder completes or undoes.
             self._progress["intent_open"] = True
             self.mlflow.write_intent(lease, Intent("promote", version, champion, previous, lease.holder,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_pack.core.errors import MlopsError
 from mlops_pack.links import MlflowModelVersionLink
-from mlops_pack.operators.base import RegistryOperator
+from mlops_pack.operators.base import RegistryOperator, refuse_abandoned
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -85,8 +85,9 @@ class MlflowRollbackOperator(RegistryOperator):
 
         name = self.spec.name
         target = str(self.target_version or "").strip() or state.previous
-        decision = self.mlflow.version_tags(name, target).get("decision") if target not in (None, "None") else None
-        refusal = rollback_refusal(name, target, state.champion, decision)
+        tags = self.mlflow.version_tags(name, target) if target not in (None, "", "None") else {}
+        refuse_abandoned(name, target, tags)
+        refusal = rollback_refusal(name, target, state.champion, tags.get("decision"))
         if refusal:
             raise RollbackRefused(refusal)
         return target

@@ -10,6 +10,8 @@ from mlops_pack.operators.base import MlflowOperator, PipelineOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_pack.core.attempts import Attempt
+
 
 class MlflowTrainOperator(MlflowOperator):
     """Fit the spec's scikit-learn pipeline and register it in MLflow with alias ``challenger``.
@@ -20,6 +22,12 @@ class MlflowTrainOperator(MlflowOperator):
     otherwise). Train and holdout sets are written to ``training/<first>_to_<last>__<hash>/``. The MLflow run records params, holdout metrics, train and holdout data
     as input datasets (with their data versions), Airflow dag/run ids as tags, a signature and an
     input example. Returns {model_name, version, run_id, experiment_id, data_version, holdout_uri, metrics}.
+
+    Crash hygiene (core/attempts.py): the run and the version carry this attempt (dag, run, task, try,
+    map index) from their creation. On start, and again under the promotion lock just before
+    ``challenger`` moves (fenced) to the new version, what earlier tries of this task instance left
+    (a version never judged, a run never ended) is marked ``attempt_status=abandoned`` and open runs end
+    KILLED; nothing is deleted. Promotion refuses an abandoned version.
 
     First it applies the spec's retrain policy (``retrain.triggers``, core/retrain.py) to what triggered the
     run: new validated data, a drift event, the retrain cron or a manual run. A run the policy does not
@@ -53,6 +61,10 @@ class MlflowTrainOperator(MlflowOperator):
         )
         from mlops_pack.core.train import fit
 
+        attempt = self._attempt(context)
+        # A try that died (killed worker, orphaned task) may have left a version and an open run: mark them
+        # abandoned before anything else, so nothing below (the policy's look at `challenger`) trusts them.
+        self._abandon_stale(attempt)
         window = int(self.window_partitions or self.spec.model.window_partitions)
         available = list_partitions(self.storage.area("validated"))
         if not available:
@@ -76,14 +88,50 @@ class MlflowTrainOperator(MlflowOperator):
             self.spec, trained, train_manifest=train_m, holdout_manifest=holdout_m,
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
                   "data_partitions": ",".join(keys), "training_set": key},
+            attempt=attempt,
         )
         self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri,
                                                                     "data_partitions": ",".join(keys)})
+        self._hand_on(attempt, result["version"])
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
         context["ti"].xcom_push(key="mlflow_run", value={"experiment_id": result["experiment_id"],
                                                          "run_id": result["run_id"]})
         return result
+
+    @staticmethod
+    def _attempt(context: Context) -> Attempt:
+        from mlops_pack.core.attempts import Attempt
+
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", None)
+        return Attempt(context["dag"].dag_id, context["run_id"], ti.task_id, int(ti.try_number),
+                       -1 if map_index is None else int(map_index))
+
+    def _hand_on(self, attempt: Attempt, version: str) -> None:
+        """Move ``challenger`` to ``version`` under the promotion lock, after marking once more what earlier
+        tries left: an orphaned earlier try may have registered its version after this one started. Under
+        the lock, an orphan finishing later finds its version abandoned and moves nothing."""
+        # attempt="" in the lock: a train that dies holding it has no promotion decision to record.
+        with self.mlflow.promotion_lock(self.spec.name, attempt.label(), kind="challenger",
+                                        version=version) as lease:
+            self._abandon_stale(attempt)
+            self._superseded_fails(lambda: self.mlflow.set_challenger(lease, version))
+
+    def _abandon_stale(self, attempt: Attempt) -> None:
+        self._superseded_fails(lambda: self.mlflow.abandon_stale_attempts(self.spec.name, attempt))
+
+    @staticmethod
+    def _superseded_fails(call: Any) -> None:
+        """Run ``call``; a superseded (orphaned) try fails for good: a retry of it has nothing to do."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pack.hooks.mlflow import VersionAbandoned
+
+        try:
+            call()
+        except VersionAbandoned as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     def _policy_allows(self, context: Context, window_of: Any, available: set[str], window: int) -> list[str]:
         """The partitions this run trains on (``window_of(drifted)``); AirflowSkipException when the retrain

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
+from tests.support.waiting import DEADLINE, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +23,9 @@ def parent_pid(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[1])  # pid (comm) state ppid ...
 
 
-def wait_for(what: str, probe, timeout: float = 600, airflow=None):
-    """``probe()``'s first truthy answer; TimeoutError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        if airflow is not None:
-            airflow.check_alive()
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not happen within {timeout}s")
+def wait_for(what: str, probe, airflow=None):
+    """``probe()``'s first truthy answer, under the suite's one deadline (tests/support/waiting.py)."""
+    return wait_until(probe, what, poll=1, check=airflow.check_alive if airflow is not None else None)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def crashed(tmp_path_factory):
     server, _ = serve(site_port, SiteState(day=1, records_per_day=1000))
     airflow.start()
     try:
-        airflow.wait_ready()
+        airflow.wait_ready(DEADLINE)
         airflow.trigger("listings__ingest")  # its validated event starts listings__train
 
         def first_try_registered():
@@ -80,9 +72,9 @@ def crashed(tmp_path_factory):
             ti = airflow.get(f"/api/v2/dags/{TRAIN}/dagRuns/{run_id}/taskInstances/train")
             return ti if ti["try_number"] == 2 and ti["state"] in ("success", "failed") else None
 
-        # Found by its missing heartbeat (45 s, runner.write_config), retried after the DAG's retry delay.
+        # Found by its missing heartbeat (120 s in an embedded home, runner.write_config), retried after the DAG's retry delay.
         wait_for("the retry of the killed train task", retried, airflow=airflow)
-        airflow.wait_quiet(600)
+        airflow.wait_quiet(DEADLINE)
         yield {"home": home, "client": client, "run_id": run_id, "killed": str(version.version),
                "killed_run": version.run_id, "airflow": airflow}
     finally:

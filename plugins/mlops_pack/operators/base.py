@@ -137,7 +137,7 @@ class ChampionMoved(AirflowFailException, MlopsError):
     """The champion changed after the decision was taken (and approved); judging must start again."""
 
 
-class AbandonedVersion(AirflowFailException):
+class AbandonedVersion(AirflowFailException, MlopsError):
     """The version was made by a train attempt a later attempt superseded: it is never judged or promoted."""
 
 

@@ -22,9 +22,10 @@ Pure logic, no Airflow, heavy imports inside functions. Public API:
   -> DecayDecision(decay, metric, reason, realized, low, high, baseline, labelled_rows, evidence)``.
 - ``metric_direction(metric)``: "higher" | "lower" for the promotion metrics and ``brier_score``, ``ece``.
 
-The join (bounded memory, whatever the row count): both sides are hash-partitioned by key into
-on-disk Arrow buckets under ``work_dir`` (a temporary folder by default), then joined bucket by
-bucket; only one bucket's rows and each group's sufficient statistics are in memory at once.
+The join (bounded memory, whatever the row count; core/outcome_join.py): both sides are
+hash-partitioned by key into on-disk Arrow buckets under ``work_dir`` (a temporary folder by
+default), then joined bucket by bucket; only one bucket's rows and each group's sufficient
+statistics are in memory at once.
 
 Labels: rows without a label are ignored; repeats of a key with the same label collapse; a key
 whose labels contradict each other is counted and sampled in ``conflicts`` and resolved by one
@@ -123,21 +124,107 @@ def realized_performance(predictions: Iterable[PredictionSource], labels: Any, *
                          seed: int = 0, calibration_bins: int = 10, work_dir: Any = None,
                          buckets: int | None = None) -> OutcomeReport:
     """Realized metrics of each (prediction partition, model version) on the rows whose label is known."""
-    raise NotImplementedError
+    import tempfile
+    from pathlib import Path
+
+    from mlops_pack.core.metrics import METRICS
+    from mlops_pack.core.outcome_join import SAMPLE_KEYS, BucketJoin, bucket_count, label_sources
+
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    predictions, labels = list(predictions), label_sources(labels, key, label_column)
+    count = buckets or bucket_count(predictions, labels)
+    with tempfile.TemporaryDirectory(prefix="mlops-outcomes-", dir=work_dir) as tmp:
+        join = BucketJoin(Path(tmp), key, task, count, calibration_bins)
+        for source in predictions:
+            join.add_predictions(source)
+        for item in labels:
+            join.add_labels(item, label_column, label_time_column)
+        join.run()
+    groups = tuple(_outcome(join, g, metrics, min_labelled, bootstrap_samples, confidence, seed)
+                   for g in range(len(join.groups)))
+    return OutcomeReport(groups, join.label_rows, join.label_keys, join.label_rows - join.label_keys,
+                         LabelConflicts(join.conflicts, tuple(sorted(join.conflict_sample)[:SAMPLE_KEYS])))
+
+
+def _outcome(join, g: int, metrics, min_labelled, samples, confidence, seed) -> GroupOutcome:
+    partition, version, _, _ = join.groups[g]
+    stats, predicted = join.stats[g], int(join.predicted[g])
+    labelled = stats.labelled
+    coverage = round(labelled / predicted, 6) if predicted else 0.0
+    head = (partition, version)
+    if labelled < max(min_labelled, 1):
+        reason = (f"not enough labels: {labelled} labelled of {predicted} predicted rows, fewer than "
+                  f"min_labelled={min_labelled}")
+        return GroupOutcome(*head, "not_enough_labels", reason, predicted, labelled, coverage, stats.lag_summary())
+    can, lacking = stats.available(metrics)
+    estimates = stats.estimates(can, samples=samples, confidence=confidence, seed=seed)
+    reason = f"{labelled} labelled of {predicted} predicted rows ({coverage:.1%})"
+    if lacking:
+        reason += f"; {lacking} need class probabilities (proba_<class> columns), which these predictions lack"
+    shown = {m: Estimate(*(_finite(x) for x in v), confidence) for m, v in estimates.items()}
+    return GroupOutcome(*head, "ok", reason, predicted, labelled, coverage, stats.lag_summary(), shown)
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 6) if x == x and abs(x) != float("inf") else None
 
 
 def holdout_baseline(tags: Mapping[str, str], metric: str) -> float | None:
     """The promotion-time holdout value of ``metric`` a model version is tagged with, or None."""
-    raise NotImplementedError
+    value = tags.get(f"holdout_{metric}")
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"tag holdout_{metric}={value!r} is not a number") from exc
 
 
 def metric_direction(metric: str) -> str:
     """Whether higher or lower values of ``metric`` are better."""
-    raise NotImplementedError
+    from mlops_pack.core.metrics import METRICS
+    from mlops_pack.core.outcome_metrics import CALIBRATION
+
+    if metric in METRICS:
+        return METRICS[metric].direction
+    if metric in CALIBRATION:
+        return CALIBRATION[metric]
+    raise ValueError(f"unknown metric {metric!r}; known: {sorted([*METRICS, *CALIBRATION])}")
 
 
-def decide_decay(metric: str, outcome: GroupOutcome, *, baseline: float | None, min: float | None = None,  # noqa: A002
-                 max: float | None = None, min_drop: float = 0.0, direction: str | None = None) -> DecayDecision:  # noqa: A002
-    """Has the model decayed on ``metric``? A floor broken, or a drop from ``baseline`` beyond ``min_drop``
-    whose whole CI lies on the worse side."""
-    raise NotImplementedError
+def decide_decay(metric: str, outcome: GroupOutcome, *, baseline: float | None, min: float | None = None,
+                 max: float | None = None, min_drop: float = 0.0, direction: str | None = None) -> DecayDecision:
+    """Has the model decayed on ``metric``? Yes when the realized value breaks a floor (below ``min`` or
+    above ``max``), or when the whole CI lies on the worse side of ``baseline`` by more than ``min_drop``
+    (the drop's CI excludes zero). The holdout baseline is taken as a fixed number."""
+    higher = (direction or metric_direction(metric)) == "higher"
+    est = outcome.metrics.get(metric)
+    where = f"partition {outcome.partition} (model version {outcome.model_version})"
+    if outcome.status != "ok" or est is None or est.value is None:
+        why = outcome.reason if outcome.status != "ok" else f"no realized {metric} ({outcome.reason})"
+        return DecayDecision(False, metric, f"no decay decision for {where}: {why}", None, None, None, baseline,
+                             outcome.labelled_rows, {"partition": outcome.partition, "status": outcome.status})
+    seen = (f"realized {metric} {est.value:.3g} [{est.low:.3g}, {est.high:.3g}] on {outcome.labelled_rows} labelled "
+            f"rows of {where}")
+    floors = [f"below the floor min {min:g}"] if min is not None and est.value < min else []
+    floors += [f"above the ceiling max {max:g}"] if max is not None and est.value > max else []
+    dropped = False
+    if baseline is not None:
+        seen += f" vs holdout {baseline:.3g}"
+        if est.low is not None and est.high is not None:
+            dropped = est.high < baseline - min_drop if higher else est.low > baseline + min_drop
+    broken = floors + ([f"the whole {est.confidence:.0%} CI is {'below' if higher else 'above'} the holdout"
+                        + (f" by more than {min_drop:g}" if min_drop else "")] if dropped else [])
+    evidence = {"partition": outcome.partition, "model_version": outcome.model_version, "metric": metric,
+                "realized": est.value, "low": est.low, "high": est.high, "confidence": est.confidence,
+                "labelled_rows": outcome.labelled_rows, "coverage": outcome.coverage, "baseline": baseline,
+                "min": min, "max": max, "min_drop": min_drop, "floor_broken": bool(floors), "dropped": dropped}
+    reason = f"decay: {seen}: {'; '.join(broken)}" if broken else f"no decay: {seen}"
+    return DecayDecision(bool(broken), metric, reason, est.value, est.low, est.high, baseline,
+                         outcome.labelled_rows, evidence)
+

@@ -171,7 +171,7 @@ def _outcome(join, g: int, metrics, min_labelled, samples, confidence, seed) -> 
 
 
 def _finite(x: float) -> float | None:
-    return round(x, 6) if x == x and abs(x) != float("inf") else None
+    return float(x) if x == x and abs(x) != float("inf") else None
 
 
 def holdout_baseline(tags: Mapping[str, str], metric: str) -> float | None:

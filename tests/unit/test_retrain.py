@@ -99,3 +99,14 @@ def test_every_trigger_that_asks_is_named_as_evidence():
     assert decide([], [], champion="1", champion_partitions=None).evidence == ("manual run",)
     assert decide(["schedule"], ["schedule"], champion="1", champion_partitions=None).evidence == ("schedule",)
     assert decide(["new_data"], [], champion=None, champion_partitions=None).evidence == ("no champion yet",)
+
+
+def test_a_versions_newest_judged_record_says_whether_it_has_decayed():
+    from mlops_pack.core.retrain import decayed_versions
+
+    records = [{"partition": "d1__v1", "model_version": "1", "status": "ok", "decayed": False},
+               {"partition": "d2__v1", "model_version": "1", "status": "ok", "decayed": True},
+               {"partition": "d3__v1", "model_version": "1", "status": "not_enough_labels", "decayed": False},
+               {"partition": "d2__v2", "model_version": "2", "status": "ok", "decayed": True},
+               {"partition": "d3__v2", "model_version": "2", "status": "ok", "decayed": False}]
+    assert decayed_versions(records) == ["1"]  # too few labels on d3 says nothing; v2 recovered on d3

@@ -37,6 +37,16 @@ def drifted_partitions(prediction_keys: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
+def decayed_versions(performance_records: Iterable[dict]) -> list[str]:
+    """Model versions whose newest realized-performance record with enough labels says decay, from the
+    ``performance/`` manifests in partition-key order (newest data last)."""
+    latest: dict[str, bool] = {}
+    for record in performance_records:
+        if record.get("status") == "ok" and record.get("model_version") is not None:
+            latest[str(record["model_version"])] = bool(record.get("decayed"))
+    return sorted((v for v, decayed in latest.items() if decayed), key=_as_int)
+
+
 def decide(triggers: Iterable[str], on: Iterable[str], *, champion: str | None,
            champion_partitions: Iterable[str] | None, drifted: Iterable[str] = (),
            rejected_same_window: str | None = None, decayed_versions: Iterable[str] = (),

@@ -508,8 +508,8 @@ class AlertsSpec(_Strict):
     smtp_conn_id: str | None = Field(default=None, description="Airflow connection of the SMTP server")
     recipients: list[str] = Field(default_factory=list, description="e-mail addresses (with smtp_conn_id)")
     webhook_conn_id: str | None = Field(default=None, description="Airflow connection of the webhook URL")
-    events: list[Literal["validation_failed", "drift", "promoted", "rejected", "task_failed"]] = Field(
-        default_factory=lambda: ["validation_failed", "drift", "promoted", "rejected", "task_failed"],
+    events: list[Literal["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"]] = Field(
+        default_factory=lambda: ["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"],
         description="which events alert")
 
     @model_validator(mode="after")

@@ -152,6 +152,12 @@ def test_latest_label_time_wins_over_reading_order():
                                   label_time_column="at", min_labelled=1)
     assert report.groups[0].metrics["accuracy"].value == 1.0
     assert report.conflicts.keys == 2
+    untimed = pa.table({"listing_id": keys, "label": [1, 1], "at": pa.array([None, None], pa.timestamp("us", "UTC"))})
+    report = realized_performance([PredictionSource("p__v1", _predictions(keys, [0, 0], version="1"), t)],
+                                  [newer, untimed], key="listing_id", task="classification", metrics=["accuracy"],
+                                  label_time_column="at", min_labelled=1)
+    assert report.groups[0].metrics["accuracy"].value == 1.0  # a label without a time is older than any with one
+    assert report.groups[0].label_lag_seconds == {"median": 2 * 86400.0, "p90": 2 * 86400.0}
 
 
 def test_groups_by_partition_and_model_version_with_label_lag():

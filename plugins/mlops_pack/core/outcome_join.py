@@ -53,9 +53,11 @@ class BucketJoin:
             for g, n in enumerate(np.bincount(group, minlength=len(self.predicted))):
                 self.predicted[g] += int(n)
             keys = self._keys(batch.column(self.key), where)
-            columns = {"key": keys, "g": pa.array(group), "pred": self._values(batch.column("prediction"))}
+            h = _hash(keys)
+            columns = {"key": keys, "h": pa.array(h), "g": pa.array(group),
+                       "pred": self._values(batch.column("prediction"))}
             columns |= {f"p{i}": batch.column(n).cast(pa.float64()) for i, n in enumerate(proba)}
-            self._scatter("p", layout, pa.record_batch(columns), _hash(keys))
+            self._scatter("p", layout, pa.record_batch(columns), h)
 
     def _group(self, source, version: str, layout: int) -> int:
         from mlops_pack.core.outcome_metrics import GroupStats
@@ -106,17 +108,18 @@ class BucketJoin:
     def _resolve(self, labels):
         """One label per key, the latest arrival (latest time, then latest read); counts repeats and conflicts."""
         import numpy as np
+        import pyarrow.compute as pc
 
         labels = labels.sort_by([("key", "ascending"), ("t", "ascending"), ("seq", "ascending")])
-        keys = labels.column("key").to_numpy()
-        values = labels.column("label").to_numpy()
-        same_key = keys[1:] == keys[:-1]
-        last = np.append(~same_key, True)
-        conflicting = np.unique(keys[1:][same_key & (values[1:] != values[:-1])])
-        self.label_rows += len(keys)
+        keys, values, n = labels.column("key").combine_chunks(), labels.column("label").combine_chunks(), labels.num_rows
+        same_key = pc.equal(keys.slice(1), keys.slice(0, n - 1))
+        last = np.append(~same_key.to_numpy(zero_copy_only=False), True)
+        differs = pc.and_(same_key, pc.not_equal(values.slice(1), values.slice(0, n - 1)))
+        conflicting = pc.unique(keys.slice(1).filter(differs))
+        self.label_rows += n
         self.label_keys += int(last.sum())
         self.conflicts += len(conflicting)
-        self.conflict_sample |= {str(k) for k in conflicting[:SAMPLE_KEYS]}
+        self.conflict_sample |= {str(k) for k in conflicting.slice(0, SAMPLE_KEYS).to_pylist()}
         return labels.filter(last).select(["key", "label", "t"])
 
     def _accumulate(self, joined) -> None:
@@ -127,7 +130,7 @@ class BucketJoin:
         if not joined.num_rows:
             return
         group = joined.column("g").to_numpy()
-        h = _hash(joined.column("key").combine_chunks())
+        h = joined.column("h").to_numpy()
         block, priority = ((h >> np.uint64(8)) % np.uint64(BLOCKS)).astype(np.int64), h >> np.uint64(20)
         truth, pred = joined.column("label").to_numpy(), joined.column("pred").to_numpy()
         times = joined.column("t").to_numpy()
@@ -136,7 +139,7 @@ class BucketJoin:
         for g in np.unique(group):
             rows = np.flatnonzero(group == g)
             at = self.groups[g][2]
-            lag = times[rows] - at if at is not None and np.isfinite(times[rows]).all() else None
+            lag = times[rows] - at if at is not None else None
             self.stats[g].add(truth[rows], pred[rows], None if proba is None else proba[rows], block[rows], lag,
                               priority[rows])
 
@@ -277,14 +280,16 @@ def _epoch(moment: Any) -> float | None:
 
 
 def _seconds(column, where: str):
-    """Epoch seconds of a timestamp or numeric column (naive timestamps: UTC), as float64 numpy."""
+    """Epoch seconds of a timestamp or numeric column (naive timestamps: UTC) as float64 numpy; a missing
+    time is -inf, older than any given time."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if pa.types.is_timestamp(column.type):
-        return column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64()).to_numpy() / 1e6
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        return column.cast(pa.float64()).to_numpy()
-    raise ValueError(f"{where}: label time column has type {column.type}; give timestamps or epoch seconds")
+        column = pc.divide(column.cast(pa.timestamp("us", column.type.tz)).cast(pa.int64()).cast(pa.float64()), 1e6)
+    elif not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise ValueError(f"{where}: label time column has type {column.type}; give timestamps or epoch seconds")
+    return pc.fill_null(column.cast(pa.float64()), float("-inf")).to_numpy(zero_copy_only=False)
 
 
 def bucket_count(predictions: list, labels: list[Any]) -> int:

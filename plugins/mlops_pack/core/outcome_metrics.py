@@ -75,8 +75,10 @@ class GroupStats:
         import numpy as np
 
         self.labelled += len(truth)
-        if lag is not None and len(lag):
-            self._sample_lags(np.stack([priority.astype(float), lag]))
+        if lag is not None:
+            timed = np.isfinite(lag)  # a label without a time gives no lag
+            if timed.any():
+                self._sample_lags(np.stack([priority[timed].astype(float), lag[timed]]))
         if self.task == "regression":
             self._add_regression(truth.astype(float), pred.astype(float), block)
             return

@@ -452,8 +452,9 @@ class DecaySpec(_Strict):
 class _LabelsSpec(_Strict):
     min_labelled: int = Field(default=100, ge=1, description="fewer labelled predictions in a partition: 'not "
                               "enough labels', no metric and no decay verdict")
-    metrics: list[str] = Field(default_factory=list, description="realized metrics; default: promotion.metrics "
-                               "(bootstrap samples, confidence and seed are promotion's)")
+    metrics: list[str] = Field(default_factory=list, description="realized metrics; default: promotion.metrics; "
+                               "classification adds brier_score and ece (calibration); bootstrap samples, "
+                               "confidence and seed are promotion's")
     decay: DecaySpec = DecaySpec()
     cooldown_minutes: float = Field(default=0, ge=0, description="no new performance (decay) event within this "
                                     "time of the last")
@@ -595,9 +596,12 @@ class PipelineSpec(_Strict):
             if retrain.require_decay_for_drift:
                 raise ValueError("retrain.require_decay_for_drift needs a labels section: decay is measured on labels")
             return self
+        from mlops_pack.core.outcome_metrics import CALIBRATION  # light: plain constants, heavy imports inside
+
+        realized = {**METRIC_TASKS, **dict.fromkeys(CALIBRATION, "classification")}
         for metric in labels.metrics:
-            if metric not in METRIC_TASKS or METRIC_TASKS[metric] != self.model.task:
-                fitting = sorted(m for m, t in METRIC_TASKS.items() if t == self.model.task)
+            if realized.get(metric) != self.model.task:
+                fitting = sorted(m for m, t in realized.items() if t == self.model.task)
                 raise ValueError(f"labels.metrics: {metric!r} is not a {self.model.task} metric; use one of {fitting}")
         for metric in labels.decay.floors:
             if metric not in self.outcome_metrics:

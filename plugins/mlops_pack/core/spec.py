@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from mlops_pack.core.metrics import METRICS
+from mlops_pack.core.outcome_metrics import CALIBRATION
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -596,8 +597,6 @@ class PipelineSpec(_Strict):
             if retrain.require_decay_for_drift:
                 raise ValueError("retrain.require_decay_for_drift needs a labels section: decay is measured on labels")
             return self
-        from mlops_pack.core.outcome_metrics import CALIBRATION  # light: plain constants, heavy imports inside
-
         realized = {**METRIC_TASKS, **dict.fromkeys(CALIBRATION, "classification")}
         for metric in labels.metrics:
             if realized.get(metric) != self.model.task:

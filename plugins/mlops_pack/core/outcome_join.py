@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-SAMPLE_KEYS, BUCKET_ROWS, DEFAULT_BUCKETS, MAX_BUCKETS, READ_ROWS = 10, 400_000, 64, 512, 131_072
+SAMPLE_KEYS, BUCKET_ROWS, DEFAULT_BUCKETS, MAX_BUCKETS, READ_ROWS = 10, 200_000, 64, 512, 131_072
 
 
 class BucketJoin:

@@ -12,11 +12,14 @@ Pure logic, no Airflow, heavy imports inside functions. Public API:
   metrics per (prediction partition, model version). ``labels``: Parquet paths, pyarrow Tables or
   RecordBatches holding ``key`` and ``label_column`` (and ``label_time_column``), or a mapping
   key -> label (a dict or a pandas Series indexed by key), oldest first.
-- ``OutcomeReport``: ``groups`` (one ``GroupOutcome`` each), label counts, ``conflicts``
-  (``LabelConflicts``); ``as_dict()`` is JSON-ready; ``group(partition, model_version)``.
+- ``OutcomeReport``: ``groups`` (one ``GroupOutcome`` each), ``label_rows`` (non-null labels read),
+  ``labelled_keys``, ``duplicate_labels`` (rows beyond one per key), ``conflicts``
+  (``LabelConflicts(keys, sample, rule)``); ``as_dict()`` is JSON-ready; ``group(partition, version)``.
 - ``GroupOutcome``: ``status`` "ok" | "not_enough_labels" with ``reason``, ``predicted_rows``,
   ``labelled_rows``, ``coverage``, ``label_lag_seconds`` ({"median", "p90"} or None), ``metrics``
-  (name -> ``Estimate(value, low, high, confidence)``; empty when not enough labels).
+  (name -> ``Estimate(value, low, high, confidence)``, None where the rows cannot define it; the
+  requested metrics of the task, plus ``brier_score`` and ``ece`` when the predictions carry class
+  probabilities; empty when not enough labels).
 - ``holdout_baseline(tags, metric) -> float | None``: the promotion-time value (tag ``holdout_<metric>``).
 - ``decide_decay(metric, outcome, *, baseline, min=None, max=None, min_drop=0.0, direction=None)
   -> DecayDecision(decay, metric, reason, realized, low, high, baseline, labelled_rows, evidence)``.
@@ -24,13 +27,14 @@ Pure logic, no Airflow, heavy imports inside functions. Public API:
 
 The join (bounded memory, whatever the row count; core/outcome_join.py): both sides are
 hash-partitioned by key into on-disk Arrow buckets under ``work_dir`` (a temporary folder by
-default), then joined bucket by bucket; only one bucket's rows and each group's sufficient
-statistics are in memory at once.
+default; about 50 bytes of disk per row), then joined bucket by bucket; only one bucket's rows and
+each group's sufficient statistics (about 2 MB for a binary classifier) are in memory at once.
 
 Labels: rows without a label are ignored; repeats of a key with the same label collapse; a key
 whose labels contradict each other is counted and sampled in ``conflicts`` and resolved by one
-rule, **the latest arrival wins**: the latest ``label_time_column`` value, and among equal or
-missing times the label read last (sources in the order given, rows in file order).
+rule, **the latest arrival wins**: the latest ``label_time_column`` value (a label without a time
+counts as older than any with one), and among equal times, or without a time column, the label
+read last (sources in the order given, rows in file order). A partition with no rows has no group.
 
 Metrics and their intervals: core/outcome_metrics.py.
 """
@@ -41,7 +45,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-CONFLICT_RULE = "latest arrival wins (latest label time; among equal or missing times, the label read last)"
+CONFLICT_RULE = ("latest arrival wins (latest label time, a label without one being older; among equal times, "
+                 "the label read last)")
 
 
 @dataclass(frozen=True)

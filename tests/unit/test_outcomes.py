@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -140,6 +141,7 @@ def test_join_collapses_duplicates_reports_conflicts_and_the_latest_label_wins()
     assert report.conflicts.keys == 10
     assert set(report.conflicts.sample) == {f"r{i}" for i in range(10)}
     assert "latest arrival wins" in report.conflicts.rule
+    assert json.loads(json.dumps(report.as_dict()))["conflicts"]["keys"] == 10  # XCom-ready
 
 
 def test_latest_label_time_wins_over_reading_order():

@@ -119,6 +119,12 @@ def test_labels_without_probabilities_give_label_metrics_and_say_what_is_missing
     group = report.groups[0]
     assert set(group.metrics) == {"accuracy"}
     assert "roc_auc" in group.reason and "proba_<class>" in group.reason
+    calibrated = realized_performance(
+        [PredictionSource("p__v1", _predictions(keys, pred, np.c_[1 - p1, p1], (0, 1), "1"))],
+        dict(zip(keys.tolist(), y.tolist(), strict=True)), key="listing_id", task="classification",
+        metrics=["ece", "accuracy"]).groups[0]
+    assert set(calibrated.metrics) == {"accuracy", "brier_score", "ece"}
+    assert calibrated.metrics["brier_score"].value == pytest.approx(skm.brier_score_loss(y, p1))
 
 
 def test_join_collapses_duplicates_reports_conflicts_and_the_latest_label_wins():

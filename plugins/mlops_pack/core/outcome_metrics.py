@@ -163,9 +163,10 @@ class GroupStats:
         from mlops_pack.core.metrics import METRICS
 
         has_proba = bool(self.task == "classification" and self.proba_classes)
-        wanted = [m for m in metrics if m in METRICS and METRICS[m].task == self.task]
-        can = [m for m in wanted if METRICS[m].needs != "proba" or has_proba]
-        can += list(CALIBRATION) if has_proba else []
+        wanted = [m for m in metrics if (m in METRICS and METRICS[m].task == self.task)
+                  or (m in CALIBRATION and self.task == "classification")]
+        can = [m for m in wanted if m in METRICS and (METRICS[m].needs != "proba" or has_proba)]
+        can += list(CALIBRATION) if has_proba else []  # always, when there are probabilities to calibrate
         return can, [m for m in wanted if m not in can]
 
     def estimates(self, metrics: list[str], *, samples: int, confidence: float, seed: int) -> dict[str, Any]:

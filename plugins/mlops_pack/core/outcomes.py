@@ -19,7 +19,7 @@ Pure logic, no Airflow, heavy imports inside functions. Public API:
   ``labelled_rows``, ``coverage``, ``label_lag_seconds`` ({"median", "p90"} or None), ``metrics``
   (name -> ``Estimate(value, low, high, confidence)``, None where the rows cannot define it; the
   requested metrics of the task, plus ``brier_score`` and ``ece`` when the predictions carry class
-  probabilities; empty when not enough labels).
+  probabilities, requested or not; empty when not enough labels). ``metrics`` may name them too.
 - ``holdout_baseline(tags, metric) -> float | None``: the promotion-time value (tag ``holdout_<metric>``).
 - ``decide_decay(metric, outcome, *, baseline, min=None, max=None, min_drop=0.0, direction=None)
   -> DecayDecision(decay, metric, reason, realized, low, high, baseline, labelled_rows, evidence)``.
@@ -134,13 +134,14 @@ def realized_performance(predictions: Iterable[PredictionSource], labels: Any, *
 
     from mlops_pack.core.metrics import METRICS
     from mlops_pack.core.outcome_join import SAMPLE_KEYS, BucketJoin, bucket_count, label_sources
+    from mlops_pack.core.outcome_metrics import CALIBRATION
 
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     metrics = list(metrics)
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in METRICS and m not in CALIBRATION]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted([*METRICS, *CALIBRATION])}")
     predictions, labels = list(predictions), label_sources(labels, key, label_column)
     count = buckets or bucket_count(predictions, labels)
     with tempfile.TemporaryDirectory(prefix="mlops-outcomes-", dir=work_dir) as tmp:

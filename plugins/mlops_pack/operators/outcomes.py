@@ -42,6 +42,7 @@ class RealizedPerformanceOperator(MlflowOperator):
     def __init__(self, *, prediction_partitions: list[str] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.prediction_partitions = prediction_partitions
+        self._version_tags: dict[str, dict[str, str]] = {}  # one registry call per version judged
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
@@ -116,11 +117,9 @@ class RealizedPerformanceOperator(MlflowOperator):
         return record
 
     def _tags(self, version: str) -> dict[str, str]:
-        if not hasattr(self, "_tag_cache"):
-            self._tag_cache: dict[str, dict[str, str]] = {}
-        if version not in self._tag_cache:
-            self._tag_cache[version] = self.mlflow.version_tags(self.spec.name, version)
-        return self._tag_cache[version]
+        if version not in self._version_tags:
+            self._version_tags[version] = self.mlflow.version_tags(self.spec.name, version)
+        return self._version_tags[version]
 
     def _decisions(self, group: Any, tags: dict[str, str]) -> list[Any]:
         """The decay verdict of each realized metric (``labels.decay``): a floor, or a drop from the

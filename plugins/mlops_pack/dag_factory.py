@@ -1,5 +1,6 @@
 """Turn one pipeline spec into its DAGs: ``<name>__ingest``, ``__train``, ``__score``, ``__monitor``
-and ``__rollback`` (plus ``__champion_watch`` when the spec's ``events.champion_poll_seconds`` is set).
+and ``__rollback`` (plus ``__champion_watch`` when the spec's ``events.champion_poll_seconds`` is set,
+and ``__labels`` and ``__outcomes`` when it has a ``labels`` section).
 The ingest task follows ``source.kind``; the spec's ``events`` add queue watchers and upstream assets
 to the ingest schedule (docs/ingestion.md).
 
@@ -49,6 +50,8 @@ def build_dags(path: str | Path) -> dict[str, DAG]:
             _monitor(spec, assets, common), _rollback(spec, assets, common)]
     if spec.events.champion_poll_seconds:
         dags.append(_champion_watch(spec, assets, common))
+    if spec.labels is not None:
+        dags += [_labels(spec, assets, common), _outcomes(spec, assets, common)]
     return {d.dag_id: d for d in dags}
 
 
@@ -164,8 +167,11 @@ def _champion_watch(spec: PipelineSpec, assets: PipelineAssets, common: dict) ->
 def _train_schedule(spec: PipelineSpec, assets: PipelineAssets) -> Any:
     """The train DAG's schedule from ``retrain``: validated data (always: it trains the first model; once a
     champion exists the train task applies retrain.triggers), drift events if ``drift`` is on, and the cron if
-    ``schedule`` is on."""
-    condition = assets.validated | assets.drift if "drift" in spec.retrain.triggers else assets.validated
+    ``schedule`` is on, decay (performance) events if ``performance`` is on."""
+    condition = assets.validated
+    for trigger, asset in (("drift", assets.drift), ("performance", assets.performance)):
+        if trigger in spec.retrain.triggers:
+            condition = condition | asset
     if "schedule" in spec.retrain.triggers and spec.retrain.cron:
         from airflow.sdk import AssetOrTimeSchedule
 
@@ -243,4 +249,37 @@ def _monitor(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         report = EvidentlyDriftOperator.partial(task_id="drift_report", **common).expand(
             prediction_partitions=current.output)
         SignalDriftOperator(task_id="signal_drift", summary=report.output, asset=assets.drift, **common)
+    return dag
+
+
+def _labels(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    """``<name>__labels``: the truth that arrives after scoring, as label partitions (docs/monitoring.md).
+    Later partitions: on validated data. Files: on ``labels.cron`` (and manual or REST runs)."""
+    from mlops_pack.operators.labels import LabelsOperator
+
+    labels = spec.labels
+    if labels.kind == "files":
+        schedule = CronTriggerTimetable(labels.cron, timezone="UTC") if labels.cron else None
+        doc = f"read new label files under {labels.url}{labels.pattern} into label partitions."
+    else:
+        schedule = assets.validated
+        doc = "take the target of validated partitions as the labels of the keys scored before."
+    params = {"partitions": Param([], type="array", description="Validated partition keys to take labels from "
+                                  "(later_partitions); empty means the triggering events', else every new one")}
+    with _dag(spec, "labels", schedule, doc, params=params, max_active_runs=1) as dag:
+        LabelsOperator(task_id="labels", asset=assets.labels, validated_asset=assets.validated, **common)
+    return dag
+
+
+def _outcomes(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
+    """``<name>__outcomes``: realized performance of the predictions on the labels, and the decay signal."""
+    from mlops_pack.operators.outcomes import RealizedPerformanceOperator, SignalDecayOperator
+
+    params = {"prediction_partitions": Param([], type="array", description="Prediction partition keys to judge; "
+                                             "empty means every one whose predictions or labels changed")}
+    with _dag(spec, "outcomes", assets.labels | assets.predictions,
+              "join predictions with the labels that arrived, keep realized metrics, signal decay.",
+              params=params, max_active_runs=1) as dag:
+        verdict = RealizedPerformanceOperator(task_id="realized_performance", **common)
+        SignalDecayOperator(task_id="signal_decay", verdict=verdict.output, asset=assets.performance, **common)
     return dag

@@ -55,7 +55,7 @@ def test_check_refuses_a_bad_spec_naming_the_field(tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "field", "message"), [
     ({"retrain": "[schedule]"}, "retrain", "retrain.cron: triggers include 'schedule' but no cron is given"),
-    ({"retrain": "[rain]"}, "retrain.triggers.0", "Input should be 'new_data', 'drift' or 'schedule'"),
+    ({"retrain": "[rain]"}, "retrain.triggers.0", "Input should be 'new_data', 'drift', 'schedule' or 'performance'"),
     ({"metrics": "    auc: {min: 0.5}"}, "promotion.metrics", "unknown metric 'auc', use one of"),
 ])
 def test_retrain_policy_and_metric_names_are_checked_at_load(tmp_path, kwargs, field, message):
@@ -70,3 +70,15 @@ def test_stratify_needs_a_classifier(tmp_path):
         "roc_auc: {min_delta: 0.0}", "rmse: {min_delta: 0.0}"))
     with pytest.raises(SpecError, match="model.stratify: a stratified holdout needs model.task 'classification'"):
         load_spec(path)
+
+
+def test_check_of_a_spec_with_labels_shows_the_outcome_dags_and_the_decay_rule(tmp_path):
+    labels = "[drift, performance]\n  require_decay_for_drift: true\nlabels:\n  kind: later_partitions\n" \
+             "  metrics: [roc_auc, brier_score]\n  decay: {floors: {roc_auc: 0.8}}"
+    out = mlops_pack("check", str(write(tmp_path, retrain=labels))).stdout
+    assert "wine__train                  on (wine.validated | wine.drift | wine.performance)" in out
+    assert "wine__outcomes               on (wine.labels | wine.predictions); tasks: realized_performance" in out
+    assert "mlops://wine/performance" in out and "emitted by wine__outcomes" in out
+    assert "retrain on: drift, performance; drift only with decay evidence" in out
+    assert ("labels: later validated partitions (their target); realized roc_auc, brier_score with at least 100 "
+            "labelled rows; decay: roc_auc worse than 0.8 or CI worse than the holdout by more than 10%") in out

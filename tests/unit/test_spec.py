@@ -50,3 +50,36 @@ def test_estimator_check_does_not_import_sklearn():
             "assert 'sklearn' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     assert estimator_path_problem("Ridge") is not None
+
+
+LABELS_FILES = ("schedule:\n", "labels:\n  kind: files\n  url: file:///data/labels\n  pattern: '*.csv'\n"
+                "  decay: {floors: {r2: 0.6}, max_relative_drop: 0.2}\nschedule:\n")
+
+
+def test_labels_from_files_default_to_the_promotion_metrics_and_the_source_columns(tmp_path):
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{"schedule:\n": LABELS_FILES[1]}))
+    assert spec.labels.kind == "files" and spec.labels.url == "file:///data/labels/"
+    assert spec.outcome_metrics == ["rmse", "r2"] and spec.labels.min_labelled == 100
+    assert spec.labels.decay.floors == {"r2": 0.6} and spec.labels.cron == "0 * * * *"
+    assert load_spec(write_spec(tmp_path, "http://127.0.0.1:9")).labels is None
+
+
+@pytest.mark.parametrize(("labels", "retrain", "field", "message"), [
+    ("labels: {kind: mail}\n", "", "labels", "labels.kind must be one of ['later_partitions', 'files']"),
+    ("labels: {kind: files, url: 'http://x/'}\n", "", "labels.url", "must be a file:// or s3:// folder URL"),
+    ("labels: {kind: files, url: 'file:///l', pattern: '../x'}\n", "", "labels.pattern",
+     "relative to labels.url"),
+    ("labels: {kind: later_partitions, metrics: [accuracy]}\n", "", "", "'accuracy' is not a regression metric"),
+    ("labels: {kind: later_partitions, decay: {floors: {mae: 3}}}\n", "", "", "'mae' is not a realized metric"),
+    ("", "retrain: {triggers: [performance]}\n", "", "'performance' needs a labels section"),
+    ("", "retrain: {triggers: [drift], require_decay_for_drift: true}\n", "", "needs a labels section"),
+    ("labels: {kind: later_partitions}\n", "retrain: {triggers: [performance], require_decay_for_drift: true}\n",
+     "", "does not include 'drift'"),
+])
+def test_labels_errors_name_the_field(tmp_path, labels, retrain, field, message):
+    path = write_spec(tmp_path, "http://127.0.0.1:9", **{"schedule:\n": labels + retrain + "schedule:\n"})
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value)
+    if field:
+        assert f"  {field}:" in str(err.value)

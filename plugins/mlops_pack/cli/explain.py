@@ -56,6 +56,8 @@ def explain(path: str | Path) -> str:
 
     assets = PipelineAssets.of(spec.name)
     produced = {"validated": "ingest", "champion": "train (and rollback)", "predictions": "score", "drift": "monitor"}
+    if spec.labels is not None:
+        produced |= {"labels": "labels", "performance": "outcomes"}
     for kind, producer in produced.items():
         asset = getattr(assets, kind)
         lines.append(f"  {asset.uri:<32} name {asset.name:<24} emitted by {spec.name}__{producer}")
@@ -68,11 +70,27 @@ def explain(path: str | Path) -> str:
               f"  gate metrics: {', '.join(f'{m} ({gate.direction(m)} is better)' for m in gate.metrics)}; "
               f"primary {gate.primary}",
               f"  retrain on: {', '.join(spec.retrain.triggers) or 'manual runs only'}"
-              + (f" (cron {spec.retrain.cron})" if spec.retrain.cron else ""),
+              + (f" (cron {spec.retrain.cron})" if spec.retrain.cron else "")
+              + ("; drift only with decay evidence" if spec.retrain.require_decay_for_drift else ""),
+              *_labels_lines(spec),
               "", "Every setting (* = default, not in the YAML):"]
     for name, value, explicit in settings(spec):
         lines.append(f"  {' ' if explicit else '*'} {name} = {value!r}")
     return "\n".join(lines)
+
+
+def _labels_lines(spec: PipelineSpec) -> list[str]:
+    """Where the truth comes from and what counts as decay (docs/monitoring.md)."""
+    labels = spec.labels
+    if labels is None:
+        return ["  labels: none (no realized performance, no decay trigger)"]
+    where = (f"files {labels.url}{labels.pattern}" if labels.kind == "files"
+             else "later validated partitions (their target)")
+    rules = [f"{m} worse than {v:g}" for m, v in labels.decay.floors.items()]
+    if labels.decay.max_relative_drop is not None:
+        rules.append(f"CI worse than the holdout by more than {labels.decay.max_relative_drop:.0%}")
+    return [f"  labels: {where}; realized {', '.join(spec.outcome_metrics)} with at least {labels.min_labelled} "
+            f"labelled rows; decay: {' or '.join(rules) or 'never (no rule)'}"]
 
 
 def _dags(spec: PipelineSpec) -> list[str]:

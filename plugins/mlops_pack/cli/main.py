@@ -158,7 +158,7 @@ def _explain_no_champion(airflow: Any, home: Path, name: str) -> None:
     from mlops_pack.cli import runner
 
     say(f"{name}: no champion yet")
-    for dag_id in runner.dag_ids([name]):
+    for dag_id in airflow.pipeline_dags([name]):
         for run in airflow.runs(dag_id):
             if run["state"] == "failed":
                 _say_failed_run(airflow, home, dag_id, run["dag_run_id"])

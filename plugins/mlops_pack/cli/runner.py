@@ -238,12 +238,19 @@ class Airflow:
         """A run of the pipelines is queued or running, or an unpaused DAG of theirs has asset events
         queued for its next run (the scheduler creates that run on a later loop: a loaded machine can make
         that gap long, so it is asked for, not waited out)."""
-        for dag in self.dags:
+        for dag in self.pipeline_dags():
             if any(r["state"] not in TERMINAL for r in self.runs(dag)):
                 return True
             if self.queued_events(dag) and not self.get(f"/api/v2/dags/{dag}")["is_paused"]:
                 return True
         return False
+
+    def pipeline_dags(self, pipelines: list[str] | None = None) -> list[str]:
+        """Every DAG Airflow serves for the pipelines: the four stages, plus ``__rollback``,
+        ``__labels``, ``__outcomes`` or ``__champion_watch`` where a spec has them."""
+        prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
+        served = sorted(d["dag_id"] for d in self.get("/api/v2/dags", limit=1000)["dags"])
+        return [d for d in served if d.startswith(prefixes)] or [d for d in self.dags if d.startswith(prefixes)]
 
     def queued_events(self, dag_id: str) -> list[dict]:
         response = self.http.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")
@@ -293,7 +300,7 @@ def collect_summary(airflow: Airflow, home: Path, pipeline: str) -> dict:
     from mlflow import MlflowClient
 
     runs = []
-    for dag_id in dag_ids([pipeline]):
+    for dag_id in airflow.pipeline_dags([pipeline]):
         for r in airflow.runs(dag_id):
             entry = {"dag_id": dag_id, "run_id": r["dag_run_id"], "run_type": r["run_type"], "state": r["state"]}
             if r["run_type"] == "asset_triggered":

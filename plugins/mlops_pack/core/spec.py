@@ -10,7 +10,7 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
 
 from mlops_pack.core.errors import MlopsError
 from mlops_pack.core.metrics import METRICS
+from mlops_pack.core.outcome_metrics import CALIBRATION
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -142,11 +143,10 @@ class _TableSource(_Strict):
         return self
 
 
-class FileSourceSpec(_TableSource):
-    """Files in object storage (``kind: files``): CSV, Parquet or JSON lines under a ``file://`` or
-    ``s3://`` URL, read through ObjectStoragePath; only new or changed files are read (docs/ingestion.md)."""
+class _FileLocation(_Strict):
+    """Where files are read from: shared by the ``files`` source and ``files`` labels."""
 
-    kind: Literal["files"]
+    section: ClassVar[str] = "source"  # names the field in errors
     url: str = Field(description="folder URL: file:///data/in/ or s3://bucket/prefix/")
     pattern: str = Field(default="*", description="glob below url: '*.csv', '2026-*/*.parquet', '**/*.jsonl'")
     format: Literal["csv", "parquet", "jsonl"] | None = Field(default=None, description="default: by file suffix "
@@ -169,8 +169,15 @@ class FileSourceSpec(_TableSource):
     @classmethod
     def _pattern_stays_below_url(cls, value: str) -> str:
         if value.startswith("/") or ".." in value.split("/"):
-            raise ValueError(f"{value!r} must be a glob relative to source.url (no leading '/', no '..')")
+            raise ValueError(f"{value!r} must be a glob relative to {cls.section}.url (no leading '/', no '..')")
         return value
+
+
+class FileSourceSpec(_FileLocation, _TableSource):
+    """Files in object storage (``kind: files``): CSV, Parquet or JSON lines under a ``file://`` or
+    ``s3://`` URL, read through ObjectStoragePath; only new or changed files are read (docs/ingestion.md)."""
+
+    kind: Literal["files"]
 
 
 class SqlSourceSpec(_TableSource):
@@ -400,17 +407,25 @@ class ScheduleSpec(_Strict):
     change_poll_seconds: float = Field(default=300, ge=5)
 
 
+RETRAIN_TRIGGERS = ("new_data", "drift", "schedule", "performance")
+
+
 class RetrainSpec(_Strict):
     """When the train DAG trains a challenger (docs/spec.md, "Retrain policy"). Until a champion exists,
     new validated data always trains (the first model); a manual run always trains."""
 
-    triggers: list[Literal["new_data", "drift", "schedule"]] = Field(
+    triggers: list[Literal["new_data", "drift", "schedule", "performance"]] = Field(
         default_factory=lambda: ["new_data", "drift"],
         description="what retrains once a champion exists: new_data (each new validated partition), drift "
         "(a drift event; trains on the newest partitions, skipped when the champion was trained on the "
-        "drifted data already), schedule (the cron); any combination, [] for manual runs only")
+        "drifted data already), schedule (the cron), performance (a decay event of the outcomes DAG: the "
+        "champion's realized metrics on labelled predictions fell, see labels); any combination, [] for "
+        "manual runs only")
     cron: str | None = Field(default=None, description="cron of the scheduled retrain (with triggers: [schedule]), "
                              "e.g. '0 3 * * 1'")
+    require_decay_for_drift: bool = Field(default=False, description="a drift event retrains only while the "
+                                          "champion's latest realized performance shows decay (needs labels): "
+                                          "an input shift that costs nothing does not retrain")
 
     @model_validator(mode="after")
     def _cron_with_schedule(self) -> RetrainSpec:
@@ -425,6 +440,69 @@ class RetrainSpec(_Strict):
         return self
 
 
+class DecaySpec(_Strict):
+    """When the champion's realized performance counts as decay (docs/monitoring.md): any one rule suffices."""
+
+    floors: dict[str, float] = Field(default_factory=dict, description="metric -> worst acceptable realized "
+                                     "value (a higher-is-better metric below it, or a lower-is-better one above it, "
+                                     "is decay)")
+    max_relative_drop: float | None = Field(default=0.1, ge=0, description="decay when the realized metric is worse "
+                                            "than the promotion-time holdout value (the baseline) by more than "
+                                            "this share and its bootstrap CI excludes that; null: floors only")
+
+
+class _LabelsSpec(_Strict):
+    min_labelled: int = Field(default=100, ge=1, description="fewer labelled predictions in a partition: 'not "
+                              "enough labels', no metric and no decay verdict")
+    metrics: list[str] = Field(default_factory=list, description="realized metrics; default: promotion.metrics; "
+                               "classification adds brier_score and ece (calibration); bootstrap samples, "
+                               "confidence and seed are promotion's")
+    decay: DecaySpec = DecaySpec()
+    cooldown_minutes: float = Field(default=0, ge=0, description="no new performance (decay) event within this "
+                                    "time of the last")
+
+
+class LaterPartitionLabels(_LabelsSpec):
+    """Labels from later validated partitions of the source itself (``kind: later_partitions``): a
+    validated partition's ``model.target`` values are the truth for the keys scored before."""
+
+    kind: Literal["later_partitions"]
+
+
+class FileLabels(_FileLocation, _LabelsSpec):
+    """Labels delivered as files (``kind: files``): one row per record key with its true target; each
+    file becomes the label partition named after it."""
+
+    section: ClassVar[str] = "labels"
+    kind: Literal["files"]
+    key_column: str | None = Field(default=None, description="column holding the record key; default: source.key")
+    target_column: str | None = Field(default=None, description="column holding the truth; default: model.target")
+    cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new label files "
+                             "(UTC); null: manual or REST-triggered runs only")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"{value!r} must have 5 fields (minute hour day month weekday)")
+        return value
+
+
+LABEL_KINDS = ("later_partitions", "files")
+
+
+def _labels_kind(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in LABEL_KINDS else "unknown"
+
+
+AnyLabels = Annotated[
+    Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")],
+    Discriminator(_labels_kind, custom_error_type="labels_kind",
+                  custom_error_message=f"labels.kind must be one of {list(LABEL_KINDS)}"),
+]
+
+
 class AlertsSpec(_Strict):
     """Who is told about the loop's events (docs/ui.md). Secrets live in Airflow connections only:
     the SMTP connection (host, port, login, password; extra ``from``, ``starttls``, ``ssl``) and the
@@ -433,8 +511,8 @@ class AlertsSpec(_Strict):
     smtp_conn_id: str | None = Field(default=None, description="Airflow connection of the SMTP server")
     recipients: list[str] = Field(default_factory=list, description="e-mail addresses (with smtp_conn_id)")
     webhook_conn_id: str | None = Field(default=None, description="Airflow connection of the webhook URL")
-    events: list[Literal["validation_failed", "drift", "promoted", "rejected", "task_failed"]] = Field(
-        default_factory=lambda: ["validation_failed", "drift", "promoted", "rejected", "task_failed"],
+    events: list[Literal["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"]] = Field(
+        default_factory=lambda: ["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"],
         description="which events alert")
 
     @model_validator(mode="after")
@@ -463,6 +541,8 @@ class PipelineSpec(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     partition: PartitionSpec = PartitionSpec()
     events: EventsSpec = EventsSpec()
+    labels: AnyLabels | None = Field(default=None, description="where the truth for scored records comes from "
+                                     "(docs/monitoring.md); none: no realized performance, no decay trigger")
     spec_path: str = Field(default="", exclude=True)
 
     @model_validator(mode="after")
@@ -510,11 +590,37 @@ class PipelineSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _labels_fit_the_model(self) -> PipelineSpec:
+        retrain, labels = self.retrain, self.labels
+        if labels is None:
+            if "performance" in retrain.triggers:
+                raise ValueError("retrain.triggers: 'performance' needs a labels section (where the truth comes from)")
+            if retrain.require_decay_for_drift:
+                raise ValueError("retrain.require_decay_for_drift needs a labels section: decay is measured on labels")
+            return self
+        realized = {**METRIC_TASKS, **dict.fromkeys(CALIBRATION, "classification")}
+        for metric in labels.metrics:
+            if realized.get(metric) != self.model.task:
+                fitting = sorted(m for m, t in realized.items() if t == self.model.task)
+                raise ValueError(f"labels.metrics: {metric!r} is not a {self.model.task} metric; use one of {fitting}")
+        for metric in labels.decay.floors:
+            if metric not in self.outcome_metrics:
+                raise ValueError(f"labels.decay.floors: {metric!r} is not a realized metric {self.outcome_metrics}")
+        if retrain.require_decay_for_drift and "drift" not in retrain.triggers:
+            raise ValueError("retrain.require_decay_for_drift is set but retrain.triggers does not include 'drift'")
+        return self
+
+    @model_validator(mode="after")
     def _change_sensor_needs_pages(self) -> PipelineSpec:
         if self.schedule.wait_for_change and self.source.kind != "scrape":
             raise ValueError(f"schedule.wait_for_change watches web pages; source.kind is {self.source.kind!r} "
                              "(files and SQL sources read only what is new at each run)")
         return self
+
+    @property
+    def outcome_metrics(self) -> list[str]:
+        """The realized metrics: labels.metrics, else the promotion metrics."""
+        return list((self.labels.metrics if self.labels else None) or self.promotion.metrics)
 
     @property
     def drift_columns(self) -> list[str]:
@@ -579,7 +685,8 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = list(err["loc"])
-        if loc[:1] == ["source"] and len(loc) > 1 and loc[1] in SOURCE_KINDS:
+        tags = {"source": SOURCE_KINDS, "labels": LABEL_KINDS}.get(str(loc[0]) if loc else "", ())
+        if len(loc) > 1 and loc[1] in tags:
             del loc[1]  # the union's tag: the user wrote source.<field>, not source.<kind>.<field>
         where = ".".join(str(p) for p in loc)
         message = err["msg"].removeprefix("Value error, ")

@@ -188,7 +188,9 @@ class RegistryOperator(MlflowOperator):
             previous = predictions_of(self.mlflow.load_model(name, champion), x, model.task, needs_proba)
         result = judge(y, challenger, previous, self.spec.promotion,
                        slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None)
-        return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion}
+        # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
+        return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion,
+                "retrain_evidence": tags.get("retrain_evidence") or None}
 
     def _refuse_leaked_holdout(self, name: str, version: str, tags: dict[str, str], holdout) -> None:
         """HoldoutLeak, naming the overlap, when the holdout shares record keys with the version's training

@@ -133,7 +133,8 @@ class MlflowPromoteOperator(RegistryOperator):
             self.mlflow.write_intent(lease, Intent("promote", version, champion, previous, lease.holder,
                                                    lease.token, attempt))
             self.mlflow.move_aliases(lease, alias_moves(champion, version))
-        record = {**self.base_record(context, name, version), "attempt": attempt, **decision}
+        record = {**self.base_record(context, name, version), "attempt": attempt, **decision,
+                  "retrain_evidence": verdict.get("retrain_evidence")}
         lease.fence("record the decision")  # a lost lease's attempt is recorded by whoever broke it
         self._progress["recorded"] = True  # from here a failure must not add a second record
         self.record(context, record)

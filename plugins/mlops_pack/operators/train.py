@@ -30,10 +30,12 @@ class MlflowTrainOperator(MlflowOperator):
     KILLED; nothing is deleted. Promotion refuses an abandoned version.
 
     First it applies the spec's retrain policy (``retrain.triggers``, core/retrain.py) to what triggered the
-    run: new validated data, a drift event, the retrain cron or a manual run. A run the policy does not
-    retrain on is skipped (with the reason), and so are its promote steps. A drift-triggered window
-    always holds the drifted partitions; a drift event arriving when the champion was already trained
-    on them does not retrain. The version is tagged ``data_partitions`` (its window) for that check.
+    run: new validated data, a drift event, a decay (performance) event, the retrain cron or a manual
+    run. A run the policy does not retrain on is skipped (with the reason), and so are its promote
+    steps. A drift- or decay-triggered window always holds the partitions the event names; a drift
+    event arriving when the champion was already trained on them does not retrain. The version is
+    tagged ``data_partitions`` (its window) for that check, and ``retrain_evidence`` /
+    ``retrain_reason`` with what made this run train (input drift, decay, schedule, new data...).
 
     :param window_partitions: override of ``model.window_partitions`` (templated; e.g. from Params).
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
@@ -70,8 +72,8 @@ class MlflowTrainOperator(MlflowOperator):
         if not available:
             raise ValueError(f"no validated partitions under {self.storage.area('validated')}: ingest data first")
         by_key = {m["partition"]: m for m in available}
-        keys = self._policy_allows(context, lambda drifted: training_window(list(by_key), window, drifted),
-                                   set(by_key), window)
+        keys, decision = self._policy_allows(
+            context, lambda drifted: training_window(list(by_key), window, drifted), set(by_key), window)
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
         trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics))
@@ -90,8 +92,10 @@ class MlflowTrainOperator(MlflowOperator):
                   "data_partitions": ",".join(keys), "training_set": key},
             attempt=attempt,
         )
-        self.mlflow.tag_version(self.spec.name, result["version"], {"profile_uri": profile_uri,
-                                                                    "data_partitions": ",".join(keys)})
+        result["retrain"] = {"reason": decision.reason, "evidence": list(decision.evidence)}
+        self.mlflow.tag_version(self.spec.name, result["version"], {
+            "profile_uri": profile_uri, "data_partitions": ",".join(keys),
+            "retrain_evidence": ", ".join(decision.evidence), "retrain_reason": decision.reason[:4000]})
         self._hand_on(attempt, result["version"])
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
@@ -133,9 +137,10 @@ class MlflowTrainOperator(MlflowOperator):
         except VersionAbandoned as exc:
             raise AirflowFailException(str(exc)) from exc
 
-    def _policy_allows(self, context: Context, window_of: Any, available: set[str], window: int) -> list[str]:
-        """The partitions this run trains on (``window_of(drifted)``); AirflowSkipException when the retrain
-        policy says this run does not train."""
+    def _policy_allows(self, context: Context, window_of: Any, available: set[str], window: int,
+                       ) -> tuple[list[str], Any]:
+        """The partitions this run trains on (``window_of(drifted)``) and the retrain decision;
+        AirflowSkipException when the retrain policy says this run does not train."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mlops_pack.assets import PipelineAssets
@@ -144,18 +149,22 @@ class MlflowTrainOperator(MlflowOperator):
 
         assets = PipelineAssets.of(self.spec.name)
         events = context.get("triggering_asset_events") or {}
-        triggers = [kind for kind, asset in (("new_data", assets.validated), ("drift", assets.drift))
-                    if events.get(asset)]
+        triggers = [kind for kind, asset in (("new_data", assets.validated), ("drift", assets.drift),
+                                             ("performance", assets.performance)) if events.get(asset)]
         dag_run = context.get("dag_run")
         if str(getattr(dag_run, "run_type", "")).lower().endswith("scheduled"):
             triggers.append("schedule")
         drifted = drifted_partitions(event_partition_keys(context, assets.drift)) if "drift" in triggers else []
-        unknown = [k for k in drifted if k not in available]
+        # A decay event names the prediction partition that decayed: its data belongs in the window too.
+        decayed_data = (drifted_partitions(event_partition_keys(context, assets.performance))
+                        if "performance" in triggers else [])
+        unknown = [k for k in [*drifted, *decayed_data] if k not in available]
         if unknown:  # e.g. a report key naming several partitions: the newest partitions are in the window anyway
-            self.log.warning("Drifted partitions %s are not validated partition keys; training on the latest %d",
-                             unknown, window)
+            self.log.warning("Partitions %s named by drift or decay events are not validated partition keys; "
+                             "training on the latest %d", unknown, window)
             drifted = [k for k in drifted if k in available]
-        keys = window_of(drifted)
+            decayed_data = [k for k in decayed_data if k in available]
+        keys = window_of(sorted({*drifted, *decayed_data}))
         champion = self.mlflow.alias_version(self.spec.name, "champion")
         trained_on, rejected_same = None, None
         if champion is not None:
@@ -168,12 +177,28 @@ class MlflowTrainOperator(MlflowOperator):
                         and tags.get("evaluated_against") == champion):
                     rejected_same = latest
         decision = decide(triggers or ["manual"], self.spec.retrain.triggers, champion=champion,
-                          champion_partitions=trained_on, drifted=drifted, rejected_same_window=rejected_same)
-        self.log.info("Retrain policy %s, triggers %s: %s", self.spec.retrain.triggers, triggers or ["manual"],
-                      decision.reason)
+                          champion_partitions=trained_on, drifted=drifted, rejected_same_window=rejected_same,
+                          decayed_versions=self._decay_evidence(context, assets, triggers),
+                          require_decay_for_drift=self.spec.retrain.require_decay_for_drift)
+        self.log.info("Retrain policy %s, triggers %s: %s (evidence: %s)", self.spec.retrain.triggers,
+                      triggers or ["manual"], decision.reason, ", ".join(decision.evidence) or "none")
         if not decision.train:
             raise AirflowSkipException(decision.reason)
-        return keys
+        return keys, decision
+
+    def _decay_evidence(self, context: Context, assets: Any, triggers: list[str]) -> list[str]:
+        """Versions with decay evidence: those the run's performance events name, and (for the
+        require-decay policy) each version whose newest realized-performance record says decay."""
+        from mlops_pack.core.retrain import decayed_versions
+        from mlops_pack.core.storage import list_partitions
+
+        named = [str((e.extra or {}).get("model_version")) for e in
+                 (context.get("triggering_asset_events") or {}).get(assets.performance, [])
+                 if (e.extra or {}).get("model_version") is not None]
+        recorded = []
+        if "drift" in triggers and self.spec.retrain.require_decay_for_drift:
+            recorded = decayed_versions(list_partitions(self.storage.area("performance")))
+        return [*named, *recorded]
 
     def _write_profile(self, folder, train) -> str:
         """The drift reference profile of the training set, next to it (``<train>/profile.json``)."""

@@ -1,7 +1,8 @@
-"""The model health page: one pipeline's champion history, metrics, drift, validation and quarantine.
+"""The model health page: one pipeline's champion history, metrics, realized performance, drift,
+validation and quarantine.
 
-Everything shown comes from the pipeline's storage (``promotions/``, ``reports/drift/``,
-``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
+Everything shown comes from the pipeline's storage (``promotions/``, ``performance/``,
+``reports/drift/``, ``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
 come from scraped pages. Plots are inline SVG made here (:mod:`mlops_pack.ui.svg`).
 """
 
@@ -58,8 +59,10 @@ def gather(pipeline: str, root: Any) -> dict[str, Any]:
         result = _read_json(folder / "validation.json")
         quarantine.append({"key": folder.name, "result": result if isinstance(result, dict) else None})
     docs = {f.name for f in _children(root / "reports" / "datadocs") if (f / "index.html").exists()}
+    performance = [r for r in (_read_json(f / "summary.json") for f in _children(root / "performance"))
+                   if isinstance(r, dict)]
     return {"pipeline": pipeline, "promotions": promotions, "drift": drift, "validated": validated,
-            "quarantine": quarantine, "docs": docs}
+            "quarantine": quarantine, "docs": docs, "performance": performance}
 
 
 def _file_link(pipeline: str, relative: str, text: str) -> str:
@@ -108,14 +111,16 @@ def champion_section(data: dict[str, Any]) -> str:
         metrics = ", ".join(f"{e(k)}={e(_num(v))}" for k, v in (r.get("challenger_metrics") or {}).items())
         rows.append(f"<tr><td title=\"{e(r.get('decided_at'))}\">{e(_when(r.get('decided_at')))}</td>"
                     f"<td>{_mlflow_link(r.get('model', ''), r.get('version'))}"
-                    f"</td><td class=\"{e(decision)}\">{e(decision)}</td><td>{e(r.get('reason'))}</td>"
+                    f"</td><td class=\"{e(decision)}\">{e(decision)}</td><td>{e(r.get('retrain_evidence') or '-')}"
+                    f"</td><td>{e(r.get('reason'))}</td>"
                     f"<td>{_intervals(r)}</td><td>{metrics}</td><td>{e(r.get('champion_before') or '-')} &rarr; "
                     f"{e(r.get('champion_after') or '-')}</td><td>{e(r.get('approved_by'))}</td>"
                     f"<td>{_run_link(r.get('dag_id'), r.get('run_id'))}</td></tr>")
     if not rows:
         return '<h2>Champion history</h2><p class="empty">No promotion decision yet.</p>'
     champion = next((r.get("champion_after") for r in reversed(data["promotions"]) if r.get("champion_after")), None)
-    head = ("<tr><th>decided at</th><th>version</th><th>decision</th><th>reason</th><th>CI of improvement</th>"
+    head = ("<tr><th>decided at</th><th>version</th><th>decision</th><th>trained because</th><th>reason</th>"
+            "<th>CI of improvement</th>"
             "<th>metrics</th><th>champion</th><th>by</th><th>run</th></tr>")
     return (f"<h2>Champion history</h2><p>Current champion: <b>{e(champion or 'none')}</b></p>"
             f"<table>{head}{''.join(rows)}</table>")
@@ -154,6 +159,58 @@ def _drift_row(pipeline: str, d: dict[str, Any]) -> str:
             f"<td class=\"{css}\">{e(_num(d.get('share')))}</td><td>{e(columns)}</td><td>{link}</td></tr>")
 
 
+def outcomes_section(data: dict[str, Any]) -> str:
+    """Realized metrics per version over the scored partitions, against each version's holdout baseline."""
+    records = sorted(data.get("performance") or [], key=lambda r: str(r.get("partition")))
+    if not records:
+        return ""
+    keys = list(dict.fromkeys(str(r.get("partition", "")).rsplit("__v", 1)[0] for r in records))
+    versions = sorted({str(r.get("model_version")) for r in records}, key=lambda v: (len(v), v))
+    names = list(dict.fromkeys(n for r in records for n in (r.get("baselines") or {})))
+    charts = []
+    for name in names:
+        series: dict[str, list[float | None]] = {}
+        for version in versions:
+            mine = {str(r.get("partition", "")).rsplit("__v", 1)[0]: r for r in records
+                    if str(r.get("model_version")) == version}
+            series[f"v{version} realized"] = [_value(mine.get(k), name) for k in keys]
+            baseline = next((r["baselines"].get(name) for r in mine.values() if r.get("baselines")), None)
+            series[f"v{version} holdout"] = [baseline if k in mine and isinstance(baseline, int | float) else None
+                                              for k in keys]
+        charts.append(line_chart(f"realized {name} per partition vs holdout", keys, series))
+    rows = "".join(_outcome_row(r, names) for r in records)
+    head = "".join(f"<th>{e(n)} [CI]</th>" for n in names)
+    return ("<h2>Realized performance (labelled predictions)</h2>" + "".join(charts)
+            + "<table><tr><th>prediction partition</th><th>version</th><th>labelled</th><th>coverage</th>"
+            f"<th>label lag (median)</th>{head}<th>decay</th></tr>{rows}</table>")
+
+
+def _value(record: dict[str, Any] | None, name: str) -> float | None:
+    estimate = ((record or {}).get("metrics") or {}).get(name) or {}
+    value = estimate.get("value") if isinstance(estimate, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _outcome_row(r: dict[str, Any], names: list[str]) -> str:
+    cells = []
+    for name in names:
+        est = (r.get("metrics") or {}).get(name)
+        cells.append(f"<td>{e(_num(est.get('value')))} [{e(_num(est.get('low')))}, {e(_num(est.get('high')))}]</td>"
+                     if isinstance(est, dict) else "<td>-</td>")
+    lag = (r.get("label_lag_seconds") or {}).get("median")
+    lag_text = f"{lag / 3600:.1f} h" if isinstance(lag, int | float) else "-"
+    if r.get("status") != "ok":
+        verdict, css = str(r.get("reason") or r.get("status")), "empty"
+    else:
+        reasons = [str(d.get("reason")) for d in r.get("decay") or [] if d.get("decay")]
+        verdict, css = ("; ".join(reasons) or "none"), ("fail" if r.get("decayed") else "ok")
+    coverage = r.get("coverage")
+    return (f"<tr><td>{e(r.get('partition'))}</td><td>{e(r.get('model_version'))}</td>"
+            f"<td>{e(r.get('labelled_rows'))} of {e(r.get('predicted_rows'))}</td>"
+            f"<td>{e(f'{coverage:.0%}' if isinstance(coverage, int | float) else '-')}</td><td>{e(lag_text)}</td>"
+            f"{''.join(cells)}<td class=\"{css}\">{e(verdict)}</td></tr>")
+
+
 def validation_section(data: dict[str, Any]) -> str:
     pipeline, docs = data["pipeline"], data["docs"]
     validated = data["validated"]
@@ -187,8 +244,8 @@ def validation_section(data: dict[str, Any]) -> str:
 
 def render(data: dict[str, Any]) -> str:
     name = data["pipeline"]
-    body = "".join(section(data) for section in (champion_section, metrics_section, drift_section,
-                                                 validation_section))
+    body = "".join(section(data) for section in (champion_section, metrics_section, outcomes_section,
+                                                 drift_section, validation_section))
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health: {e(name)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Model health: {e(name)}</h1>{body}</body></html>")
 

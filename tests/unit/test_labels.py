@@ -1,0 +1,62 @@
+"""Label partitions: one row per key, rejects and contradictions listed, re-deliveries unchanged."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from mlops_pack.core.labels import (
+    LABEL,
+    LABELLED_AT,
+    contradictions_with,
+    delivery_rows,
+    label_file_partition,
+    unlabelled,
+    with_arrival,
+)
+from mlops_pack.core.storage import write_partition
+
+
+def frame(*rows):
+    return pd.DataFrame(rows, columns=["id", LABEL])
+
+
+def test_a_delivery_keeps_one_row_per_key_and_lists_what_it_could_not_use():
+    rows, rejects, contradictions = delivery_rows(
+        frame(("b", 2.0), ("a", 1.0), ("a", 1), (None, 5.0), ("c", None), ("  ", 3.0)), "id", "f.csv")
+    assert rows.to_dict("list") == {"id": ["a", "b"], LABEL: [1.0, 2.0]}  # 1 and 1.0 are the same label
+    assert contradictions == []
+    assert sorted(r["reason"] for r in rejects) == ["no label", "no value in key 'id'", "no value in key 'id'"]
+
+
+def test_a_key_given_two_labels_in_one_delivery_keeps_the_last_and_records_the_other():
+    rows, _, contradictions = delivery_rows(frame(("a", "yes"), ("a", "no")), "id", "f.csv")
+    assert rows[LABEL].tolist() == ["no"]
+    assert contradictions == [{"key": "a", "label": "no", "contradicts": "yes", "where": "twice in f.csv",
+                               "kept": "label read last"}]
+
+
+def test_labels_contradicting_another_partition_are_listed_and_equal_ones_are_not():
+    rows, _, _ = delivery_rows(frame(("a", 1.0), ("b", 2.0), ("c", 3.0)), "id", "new")
+    other = frame(("a", 1.0), ("b", 9.0), ("z", 4.0))
+    assert contradictions_with(rows, other, "id", "2026-11-01") == [
+        {"key": "b", "label": 2.0, "contradicts": 9.0, "where": "label partition 2026-11-01",
+         "kept": "both; the join takes the latest arrival"}]
+
+
+def test_a_redelivery_keeps_its_first_arrival_so_the_partition_is_unchanged(tmp_path):
+    rows, _, _ = delivery_rows(frame(("a", 1.0), ("b", 2.0)), "id", "f.csv")
+    first = dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC)
+    stamped, when = with_arrival(rows, None, now=first)
+    manifest = write_partition(tmp_path / "labels" / "f", stamped, first_arrived_at=when)
+    again, when_again = with_arrival(rows, manifest, now=first + dt.timedelta(days=3))
+    assert when_again == when == first.isoformat()
+    assert write_partition(tmp_path / "labels" / "f", again, first_arrived_at=when_again)["version"] == \
+        manifest["version"]
+    assert stamped[LABELLED_AT].iloc[0] == pd.Timestamp(first)
+
+
+def test_label_partitions_are_named_by_their_file_or_validated_partition():
+    assert label_file_partition("s3://b/labels/2026-11-03.csv.gz") == "2026-11-03"
+    assert label_file_partition("file:///l/batch 7.parquet") == "batch_7"
+    assert unlabelled(["d3", "d1", "d2"], ["d2"]) == ["d1", "d3"]

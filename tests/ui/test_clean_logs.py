@@ -1,4 +1,5 @@
-"""Clean task logs: skops' module lookup no longer floods a train task's log with Airflow deprecations."""
+"""Clean task logs: skops' module lookup no longer floods a train task's log with Airflow deprecations (every
+task log of the demo loop is checked in tests/e2e/test_retrain_loop.py)."""
 
 from __future__ import annotations
 

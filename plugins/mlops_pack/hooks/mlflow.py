@@ -359,6 +359,9 @@ class MlflowHook(BaseHook):
 
     def load_model(self, model_name: str, version: str) -> Any:
         """The scikit-learn model of ``model_name`` version ``version``."""
+        from mlops_pack.core.train import quiet_skops_module_lookup
+
+        quiet_skops_module_lookup()  # MLflow loads sklearn models with skops: no deprecation flood in the log
         import mlflow.sklearn
         from mlflow.exceptions import MlflowException
 
@@ -378,6 +381,8 @@ class MlflowHook(BaseHook):
     def log_training_run(self, spec: PipelineSpec, trained: TrainedModel, *, train_manifest: dict,
                          holdout_manifest: dict, tags: dict[str, str]) -> dict[str, Any]:
         """Log one training run, register its model as a new version with alias ``challenger``."""
+        import warnings
+
         import mlflow
         import mlflow.sklearn
         import sklearn
@@ -389,7 +394,16 @@ class MlflowHook(BaseHook):
         experiment_id = self.experiment_id(spec.name)
         x_train = trained.train[model.features.all]
         run_tags = {**tags, "data_version": train_manifest["version"], "pipeline": spec.name}
-        with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
+        with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
+            # Two UserWarnings MLflow gives every training run, about nothing in its data: a file:// dataset
+            # source matches LocalArtifactDatasetSource, which MLflow registers twice ("can be interpreted in
+            # multiple ways" between one class and itself), and the generic hint that an integer column
+            # cannot hold missing values under signature enforcement (the pack predicts through the
+            # sklearn flavour, which does not enforce it). Other warnings still reach the log.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
+                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
+                                    category=UserWarning)
             mlflow.log_params({"estimator": model.estimator, "task": model.task, "target": model.target,
                                "features": ",".join(model.features.all), "train_rows": len(trained.train),
                                "holdout_rows": len(trained.holdout),

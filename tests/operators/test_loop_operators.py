@@ -231,8 +231,7 @@ def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):
     assert folder.name not in {m["partition"] for m in pipeline.manifests("validated")}
 
 
-def test_the_gate_refuses_a_holdout_that_shares_keys_with_training(pipeline):
-    from mlops_pack.core.partitions import HoldoutLeak
+def test_the_gate_leaves_out_holdout_rows_the_model_trained_on(pipeline):
     from mlops_pack.core.storage import read_partition, write_partition
     from mlops_pack.operators.promote import MlflowEvaluateOperator
 
@@ -246,10 +245,13 @@ def test_the_gate_refuses_a_holdout_that_shares_keys_with_training(pipeline):
     try:
         gate = MlflowEvaluateOperator(task_id="evaluate", spec_path=str(pipeline.spec_path),
                                       challenger_version=version)
-        with pytest.raises(HoldoutLeak, match=rf"5 of {len(holdout) + 5} holdout rows share 'listing_id'"):
-            gate.evaluate(version, None)
+        verdict = gate.evaluate(version, None)
     finally:
         write_partition(holdout_folder, holdout)
+    assert verdict["holdout_rows"] == len(holdout)  # judged on the clean rows only
+    [removed] = verdict["holdout"]["removed"]
+    assert removed["model"] == f"challenger v{version}" and removed["rows"] == 5
+    assert set(removed["examples"]) <= set(train["listing_id"].head(5))
 
 
 def test_the_gate_refuses_a_version_a_retried_train_marked_abandoned(pipeline):

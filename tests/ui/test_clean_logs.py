@@ -1,10 +1,13 @@
-"""Clean task logs: skops' module lookup no longer floods a train task's log with Airflow deprecations."""
+"""Clean task logs: skops' module lookup no longer floods a train task's log with Airflow deprecations (every
+task log of the demo loop is checked in tests/e2e/test_retrain_loop.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.waiting import DEADLINE
 
 SCRIPT = """
 import logging, warnings
@@ -27,7 +30,7 @@ print("TYPES", len(types))
 def test_trusted_types_and_the_model_dump_log_no_deprecation_warning():
     plugins = Path(__file__).resolve().parents[2] / "plugins"
     out = subprocess.run([sys.executable, "-W", "default", "-c", SCRIPT], capture_output=True, text=True,
-                         timeout=300, env={"PYTHONPATH": str(plugins), "PATH": "/usr/bin:/bin"})
+                         timeout=DEADLINE, env={"PYTHONPATH": str(plugins), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "TYPES" in out.stdout
     flood = [line for line in (out.stdout + out.stderr).splitlines() if "deprecated" in line.lower()]
@@ -76,7 +79,7 @@ def test_a_failing_task_log_ends_with_its_error(airflow_db, tmp_path):
     # at a stream no capture fixture sees).
     code = f"import runpy; run = runpy.run_path({str(path)!r})['dag'].test(); print('RUN STATE', run.state)"
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE,
                              env=os.environ)
     finally:
         path.unlink()

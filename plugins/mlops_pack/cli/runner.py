@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding mlops_pack (plugins/ in a checkout)
 STAGES = ("ingest", "train", "score", "monitor")
 TERMINAL = {"success", "failed"}
 RUNNER_FILE = "mlops-runner.json"
@@ -57,12 +56,18 @@ def write_dag_files(home: Path, specs: dict[str, Path]) -> Path:
 
 def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path, paused: bool = False,
                  parallelism: int = 4) -> None:
-    """An airflow.cfg for the embedded default; Airflow fills in every other default."""
+    """An airflow.cfg for the embedded default; Airflow fills in every other default.
+
+    The plugins folder is the home's own: the pack registers through its ``airflow.plugins`` entry
+    point, and a plugins folder holding the package (this checkout's plugins/) would make every task
+    compile its ``.airflowignore`` with pathspec's deprecated GitWildMatchPattern, a warning at the
+    top of each task log.
+    """
     home.mkdir(parents=True, exist_ok=True)
     jwt = secrets.token_hex(16)
     (home / "airflow.cfg").write_text(f"""[core]
 dags_folder = {dags_folder}
-plugins_folder = {PACKAGE_PARENT}
+plugins_folder = {home / 'plugins'}
 load_examples = False
 executor = LocalExecutor
 parallelism = {parallelism}

@@ -58,7 +58,7 @@ NOTES = {
     "promotion": "the gate a challenger must pass to become champion ([promotion.md](promotion.md))",
     "promotion.metrics.<metric>.min": "the challenger's value must be at least this",
     "promotion.metrics.<metric>.max": "the challenger's value must be at most this",
-    "promotion.min_holdout_rows": "a smaller holdout rejects the challenger",
+    "promotion.min_holdout_rows": "fewer clean holdout rows (neither model trained on them) reject the challenger",
     "promotion.min_slice_rows": "slices with fewer holdout rows are not judged",
     "promotion.bootstrap_samples": "paired bootstrap resamples of the holdout",
     "promotion.confidence": "confidence of the improvement interval",

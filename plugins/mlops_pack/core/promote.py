@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from mlops_pack.core.holdout import CleanHoldout
     from mlops_pack.core.metrics import Predictions
     from mlops_pack.core.spec import PromotionSpec
 
@@ -28,6 +29,7 @@ class GateResult:
     champion_metrics: dict[str, float] | None = None
     intervals: list[dict[str, Any]] = field(default_factory=list)
     slices_failed: list[dict[str, Any]] = field(default_factory=list)
+    holdout: dict[str, Any] | None = None  # the clean holdout: rows used, removed and why (core/holdout.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "decision": "promoted" if self.promote else "rejected"}
@@ -100,25 +102,30 @@ def slice_regressions(slices: pd.DataFrame | None, y, challenger, champion, poli
     return failed
 
 
-def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame | None = None) -> GateResult:
+def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame | None = None,
+          holdout: CleanHoldout | None = None) -> GateResult:
     """The gate's decision for predictions ``challenger`` vs ``champion`` (None: first model) on ``y``.
 
     Predictions are arrays of values or labels, or ``Predictions`` carrying class probabilities too
-    (needed by ``roc_auc`` and ``log_loss``)."""
+    (needed by ``roc_auc`` and ``log_loss``). ``holdout`` says how ``y`` was cleaned of rows either model
+    trained on (core/holdout.py): a too-small or unprovable clean holdout refuses, saying so, and the
+    result carries it for the record."""
     import numpy as np
 
+    from mlops_pack.core.holdout import refusal
+
     y, challenger = np.asarray(y), _as_predictions(challenger)
-    n = len(y)
-    new_metrics = {m: point(m, y, challenger) for m in policy.metrics}
-    if n < policy.min_holdout_rows:
-        return GateResult(False, f"holdout has {n} rows, fewer than min_holdout_rows={policy.min_holdout_rows}",
-                          n, new_metrics)
+    n, kept = len(y), holdout.as_dict() if holdout is not None else None
+    new_metrics = {m: point(m, y, challenger) for m in policy.metrics} if n else {}
+    refused = refusal(holdout, n, policy.min_holdout_rows)
+    if refused:
+        return GateResult(False, refused, n, new_metrics, holdout=kept)
     failures = value_failures(new_metrics, policy)
     if failures:
-        return GateResult(False, "fails value thresholds: " + "; ".join(failures), n, new_metrics)
+        return GateResult(False, "fails value thresholds: " + "; ".join(failures), n, new_metrics, holdout=kept)
     if champion is None:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in new_metrics.items())
-        return GateResult(True, f"first model: passes value thresholds ({shown})", n, new_metrics)
+        return GateResult(True, f"first model: passes value thresholds ({shown})", n, new_metrics, holdout=kept)
     champion = _as_predictions(champion)
     old_metrics = {m: point(m, y, champion) for m in policy.metrics}
     gated = [m for m, rule in policy.metrics.items() if rule.has_change_threshold] or [policy.primary]
@@ -126,13 +133,13 @@ def judge(y, challenger, champion, policy: PromotionSpec, slices: pd.DataFrame |
     slices_failed = slice_regressions(slices, y, challenger, champion, policy)
     text = "; ".join(_describe(i) for i in intervals)
     if not all(i["cleared"] for i in intervals):
-        return GateResult(False, f"not better: {text}", n, new_metrics, old_metrics, intervals, slices_failed)
+        return GateResult(False, f"not better: {text}", n, new_metrics, old_metrics, intervals, slices_failed, kept)
     if slices_failed:
         worst = ", ".join(f"{s['slice']} {s['metric']} {s['challenger']:.4g} vs {s['champion']:.4g}"
                           for s in slices_failed[:3])
         return GateResult(False, f"slice regression beyond {policy.slice_tolerance:.0%}: {worst}", n, new_metrics,
-                          old_metrics, intervals, slices_failed)
-    return GateResult(True, f"better: {text}", n, new_metrics, old_metrics, intervals)
+                          old_metrics, intervals, slices_failed, kept)
+    return GateResult(True, f"better: {text}", n, new_metrics, old_metrics, intervals, holdout=kept)
 
 
 def _as_predictions(pred: Any) -> Predictions:
@@ -167,7 +174,8 @@ def decision_record(verdict: dict[str, Any], *, version: str, champion: str | No
             "champion_before": champion, "champion_after": version if promote else champion,
             "approved_by": approver, "holdout_rows": verdict["holdout_rows"],
             "challenger_metrics": verdict["challenger_metrics"], "champion_metrics": verdict["champion_metrics"],
-            "intervals": verdict["intervals"], "slices_failed": verdict["slices_failed"]}
+            "intervals": verdict["intervals"], "slices_failed": verdict["slices_failed"],
+            "holdout": verdict.get("holdout")}
 
 
 def rollback_refusal(name: str, target: str | None, champion: str | None, target_decision: str | None) -> str | None:

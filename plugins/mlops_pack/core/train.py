@@ -180,19 +180,26 @@ def tune(pipeline, train: pd.DataFrame, model: ModelSpec) -> tuple[Any, dict[str
                                     "candidates": len(search.cv_results_["params"])}
 
 
-def trusted_types(pipeline: Any) -> list[str]:
-    """Types skops must trust to load this pipeline: the ones it holds, which we built ourselves."""
+def quiet_skops_module_lookup() -> None:
+    """Keep skops' module lookup from writing one Airflow deprecation warning per module to the task log.
+
+    skops finds the module of a function-like object (numpy ufuncs such as ``zetac``) by getattr on
+    every module in sys.modules. In a task that includes Airflow's deprecated lazy attributes
+    (``airflow.utils.timezone`` ...), each answering with a DeprecatedImportWarning (a FutureWarning):
+    ~1,100 lines per log of every task that dumps or loads a model (train, evaluate, promote, score).
+    skops itself only silences DeprecationWarning there, so this filter finishes its job for warnings
+    raised from that lookup, and stays for the whole process (MLflow dumps and loads with skops).
+    skops runs that lookup at import already (for scipy's ufuncs), so call this before importing it.
+    """
     import warnings
 
-    # skops finds the module of a function-like object (numpy ufuncs such as ``zetac``) by getattr on
-    # every module in sys.modules. In a task that includes Airflow's deprecated lazy attributes
-    # (``airflow.utils.timezone`` ...), each answering with a DeprecatedImportWarning (a FutureWarning):
-    # ~1,100 lines per train log. skops itself only silences DeprecationWarning there, so this filter
-    # finishes its job for warnings raised from that lookup, and stays for the whole process: MLflow's
-    # log_model dumps the model again with skops. skops runs that lookup at import already (for
-    # scipy's ufuncs), so the filter comes first.
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=r"skops\.io\._utils")
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """Types skops must trust to load this pipeline: the ones it holds, which we built ourselves."""
+    quiet_skops_module_lookup()
     import skops.io as sio
 
     return sorted(sio.get_untrusted_types(data=sio.dumps(pipeline)))

@@ -11,6 +11,7 @@ in docs/benchmarks.md (bench/validate.py --profile).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,10 @@ def validate_frame(df: pd.DataFrame, expectations: list[dict[str, Any]], suite_n
         return {"success": False, "evaluated": len(expectations), "failed": len(failures), "failures": failures,
                 "docs": None, "suite": suite_name}
 
+    # GX logs "Skipping registering function ..." at INFO for each decorated method its lazy imports
+    # meet (~210 lines per validate task log) and more internal chatter (saving datasources, metric
+    # re-declarations): the pack reports what validation found itself. Its warnings and errors stay.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -365,6 +365,9 @@ class MlflowHook(BaseHook):
 
     def load_model(self, model_name: str, version: str) -> Any:
         """The scikit-learn model of ``model_name`` version ``version``."""
+        from mlops_pack.core.train import quiet_skops_module_lookup
+
+        quiet_skops_module_lookup()  # MLflow loads sklearn models with skops: no deprecation flood in the log
         import mlflow.sklearn
         from mlflow.exceptions import MlflowException
 
@@ -446,6 +449,8 @@ class MlflowHook(BaseHook):
         """Log one training run and register its model as a new version (the caller then moves
         ``challenger`` with ``set_challenger``, under the promotion lock). ``attempt`` tags the run and
         the version when they are created, so a later try can tell they are its predecessor's."""
+        import warnings
+
         import mlflow
         import mlflow.sklearn
         import sklearn
@@ -459,7 +464,16 @@ class MlflowHook(BaseHook):
         x_train = trained.train[model.features.all]
         attempt_tags = attempt.tags() if attempt else {}
         run_tags = {**tags, **attempt_tags, "data_version": train_manifest["version"], "pipeline": spec.name}
-        with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
+        with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
+            # Two UserWarnings MLflow gives every training run, about nothing in its data: a file:// dataset
+            # source matches LocalArtifactDatasetSource, which MLflow registers twice ("can be interpreted in
+            # multiple ways" between one class and itself), and the generic hint that an integer column
+            # cannot hold missing values under signature enforcement (the pack predicts through the
+            # sklearn flavour, which does not enforce it). Other warnings still reach the log.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
+                                    category=UserWarning)
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
+                                    category=UserWarning)
             mlflow.log_params({"estimator": model.estimator, "task": model.task, "target": model.target,
                                "features": ",".join(model.features.all), "train_rows": len(trained.train),
                                "holdout_rows": len(trained.holdout),

@@ -49,7 +49,8 @@ class PromotionApprovalOperator(HITLOperator):
 
     @staticmethod
     def describe(gate: dict[str, Any]) -> str:
-        lines = [f"**Gate:** {gate['reason']}", "", f"Holdout rows: {gate['holdout_rows']}", "",
+        cleaned = f" ({gate['holdout']['summary']})" if gate.get("holdout") else ""
+        lines = [f"**Gate:** {gate['reason']}", "", f"Holdout rows: {gate['holdout_rows']}{cleaned}", "",
                  "| metric | challenger | champion |", "|---|---|---|"]
         for metric, value in gate["challenger_metrics"].items():
             old = (gate.get("champion_metrics") or {}).get(metric)

@@ -167,7 +167,10 @@ class RegistryOperator(MlflowOperator):
         self.lock_wait_seconds, self.lock_lease_seconds = lock_wait_seconds, lock_lease_seconds
 
     def evaluate(self, version: str, champion: str | None) -> dict[str, Any]:
-        """The gate's verdict on ``version`` vs ``champion`` on ``version``'s holdout."""
+        """The gate's verdict on ``version`` vs ``champion`` on ``version``'s holdout, cleaned of every row
+        either model trained on (core/holdout.py); the verdict's ``holdout`` says what was used and removed."""
+        import numpy as np
+
         from mlops_pack.core.metrics import METRICS, predictions_of
         from mlops_pack.core.promote import judge
         from mlops_pack.core.storage import read_partition
@@ -178,32 +181,49 @@ class RegistryOperator(MlflowOperator):
         if "holdout_uri" not in tags:
             raise ValueError(f"{name} version {version} has no holdout_uri tag: was it trained by this pack?")
         holdout = read_partition(self.storage.path(tags["holdout_uri"]).parent)
-        self._refuse_leaked_holdout(name, version, tags, holdout)
+        rival = champion if champion not in (None, version) else None
+        clean = self._clean_holdout(version, tags, rival, holdout)
+        holdout = holdout[clean.keep].reset_index(drop=True)
         x, y = holdout[model.features.all], holdout[model.target].to_numpy()
         # Each metric gets what it needs: class probabilities for roc_auc/log_loss (core/metrics.py).
         needs_proba = any(METRICS[m].needs == "proba" for m in self.spec.promotion.metrics)
-        challenger = predictions_of(self.mlflow.load_model(name, version), x, model.task, needs_proba)
-        previous = None
-        if champion is not None and champion != version:
-            previous = predictions_of(self.mlflow.load_model(name, champion), x, model.task, needs_proba)
+        challenger, previous = np.empty(0), None  # no row left: the gate refuses without predicting
+        if len(holdout):
+            challenger = predictions_of(self.mlflow.load_model(name, version), x, model.task, needs_proba)
+            if rival is not None:
+                previous = predictions_of(self.mlflow.load_model(name, rival), x, model.task, needs_proba)
         result = judge(y, challenger, previous, self.spec.promotion,
-                       slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None)
+                       slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None,
+                       holdout=clean)
+        self.log.info("Gate holdout of %s v%s: %s", name, version, clean.describe())
         # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
         return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion,
                 "retrain_evidence": tags.get("retrain_evidence") or None}
 
-    def _refuse_leaked_holdout(self, name: str, version: str, tags: dict[str, str], holdout) -> None:
-        """HoldoutLeak, naming the overlap, when the holdout shares record keys with the version's training
-        set: a gate judging on rows the model has seen would promote on inflated metrics."""
-        from mlops_pack.core.partitions import check_disjoint
-        from mlops_pack.core.storage import read_partition
+    def _clean_holdout(self, version: str, tags: dict[str, str], champion: str | None, holdout) -> Any:
+        """Which rows of ``version``'s holdout neither it nor ``champion`` trained on, by the spec's record
+        key. Each model's training keys come from its ``train_uri`` tag (the training set it was fit on,
+        written by the train task); a champion whose training set cannot be read is named in ``unknown``
+        (the gate then refuses), the challenger's is an error: it was trained by this pack just before."""
+        from mlops_pack.core.holdout import clean_holdout
+        from mlops_pack.core.storage import StorageError, read_partition
 
-        key = self.spec.source.key
+        name, key = self.spec.name, self.spec.source.key
         if "train_uri" not in tags or key not in holdout.columns:
             raise ValueError(f"{name} version {version} has no train_uri tag or its holdout no {key!r} column: "
                              "the gate cannot check that the holdout is unseen data")
-        train_keys = read_partition(self.storage.path(tags["train_uri"]).parent, columns=[key])
-        check_disjoint(train_keys, holdout, key)
+        trained_on = {f"challenger v{version}": read_partition(self.storage.path(tags["train_uri"]).parent,
+                                                               columns=[key])[key]}
+        unknown = {}
+        if champion is not None:
+            label, uri = f"champion v{champion}", self.mlflow.version_tags(name, champion).get("train_uri")
+            try:
+                if not uri:
+                    raise StorageError("no train_uri tag (not trained by this pack?)")
+                trained_on[label] = read_partition(self.storage.path(uri).parent, columns=[key])[key]
+            except (StorageError, KeyError, ValueError) as exc:
+                unknown[label] = f"its training rows cannot be read: {exc}"
+        return clean_holdout(holdout[key], key, trained_on, unknown)
 
     def record(self, context: Context, record: dict[str, Any], *, tag_version: bool = True) -> None:
         """Append the decision to ``promotions/`` (one object per decision), then tag the version.
@@ -230,6 +250,10 @@ class RegistryOperator(MlflowOperator):
                 "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
         if record.get("attempt"):
             tags["decision_attempt"] = record["attempt"]
+        if record.get("holdout"):  # the rows the gate judged on: used, removed and why
+            tags.update({"gate_holdout_rows": record["holdout"]["rows_used"],
+                         "gate_holdout_removed": record["holdout"]["rows_removed"],
+                         "gate_holdout_summary": record["holdout"]["summary"][:4000]})
         try:
             self.mlflow.tag_version(self.spec.name, record["version"], tags)
         except Exception:

@@ -50,8 +50,10 @@ class MlflowPromoteOperator(RegistryOperator):
 
     Under the registry lock it checks that the champion is still the one evaluated (compare and
     set); if not, it re-evaluates against the new champion (or fails, when a human approved the
-    old comparison). Every decision is recorded: tags ``decision``, ``reason``, ``decided_by`` on
-    the version and one JSON record in ``<storage>/<pipeline>/promotions/``. On promotion the old
+    old comparison). Both models are judged on the challenger's holdout without the rows either
+    trained on (core/holdout.py). Every decision is recorded: tags ``decision``, ``reason``,
+    ``decided_by`` and ``gate_holdout_*`` (rows used, removed and why) on the version and one JSON
+    record in ``<storage>/<pipeline>/promotions/``. On promotion the old
     champion becomes ``previous``. Returns the record; rejection is not a task failure.
 
     :param challenger_version: registered model version to judge (templated).

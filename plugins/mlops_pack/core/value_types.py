@@ -205,6 +205,15 @@ def stored(values: Any, kind: str) -> pd.Series:
     return series.astype(object).where(series.notna(), None)
 
 
+def stored_frame(records: list[dict[str, Any]], kinds: dict[str, str]) -> pd.DataFrame:
+    """Records of canonical values (a crawl's) as the frame every source kind stores, columns in ``kinds``
+    order."""
+    import pandas as pd
+
+    return pd.DataFrame({name: stored([r.get(name) for r in records], kind) for name, kind in kinds.items()},
+                        index=pd.RangeIndex(len(records)))
+
+
 def type_column(values: pd.Series, kind: str, fmt: ValueFormat = DEFAULT_FORMAT,
                 ) -> tuple[pd.Series, dict[int, str]]:
     """(the column typed and stored, reasons by position of the values present that did not type).

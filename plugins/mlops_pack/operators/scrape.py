@@ -57,14 +57,9 @@ class WebScrapeOperator(IngestOperator):
         return summary
 
     def _typed_frame(self, records: list[dict[str, Any]]):
-        """The crawl's records as the columns every source kind stores (core/value_types.stored)."""
-        import pandas as pd
+        from mlops_pack.core.value_types import stored_frame
 
-        from mlops_pack.core.value_types import stored
-
-        fields = self.spec.source.fields
-        return pd.DataFrame({name: stored([r.get(name) for r in records], spec.type) for name, spec in fields.items()},
-                            index=pd.RangeIndex(len(records)))
+        return stored_frame(records, {name: spec.type for name, spec in self.spec.source.fields.items()})
 
 
 def _safe(run_id: str) -> str:

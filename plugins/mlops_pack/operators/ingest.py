@@ -27,6 +27,16 @@ class IngestOperator(PipelineOperator):
 
     ui_color = "#e8f4fd"
 
+    def require_identity(self, run_key: str | None) -> None:
+        """Fail without retries (a retry of the same run has the same identity) when neither the data nor the
+        run names a partition; called before reading anything."""
+        from mlops_pack.core.partitions import PartitionError, require_identity
+
+        try:
+            require_identity(self.spec.partition.column, run_key)
+        except PartitionError as exc:
+            raise AirflowFailException(f"{self.spec.name}: {exc}") from exc
+
     def publish(self, context: Context, reads: list[tuple[str | None, pd.DataFrame]], problems: list[dict],
                 stats: dict[str, Any], *, origin: str, merge_validated: bool) -> dict[str, Any]:
         """Write the raw partitions of ``reads`` (pairs of the run's data key, or None for this run's, and

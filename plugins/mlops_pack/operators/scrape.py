@@ -32,13 +32,12 @@ class WebScrapeOperator(IngestOperator):
         self.http_conn_id = http_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.partitions import require_identity
         from mlops_pack.core.scrape import ScrapeError
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.scrape import STATE_FILE, ScrapeHook
 
         source, run_key = self.spec.source, self.data_key(context)
-        require_identity(self.spec.partition.column, run_key)  # fail before touching the site
+        self.require_identity(run_key)  # fail before touching the site
         state_path = self.storage.state(STATE_FILE)
         state = read_json(state_path) if source.incremental and state_path.exists() else None
         try:

@@ -72,7 +72,6 @@ class FileIngestOperator(TableIngestOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.file_source import changed_files, file_format, remember, requested_file
-        from mlops_pack.core.partitions import require_identity
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import FileSourceHook
 
@@ -95,7 +94,7 @@ class FileIngestOperator(TableIngestOperator):
         if not plan:
             raise AirflowSkipException(f"no new or changed file under {source.url}{source.pattern}")
         if None in plan:
-            require_identity(self.spec.partition.column, self.data_key(context))  # fail before reading
+            self.require_identity(self.data_key(context))  # fail before reading
         frames, read, size = {}, [], 0
         for requested, infos in plan.items():
             for info in infos:
@@ -122,7 +121,6 @@ class SqlIngestOperator(TableIngestOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.partitions import require_identity
         from mlops_pack.core.sql_source import incremental_query, new_rows
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import SqlSourceHook
@@ -131,7 +129,7 @@ class SqlIngestOperator(TableIngestOperator):
         if source.kind != "sql":
             raise ValueError(f"{self.spec.name}: SqlIngestOperator needs source.kind 'sql', got {source.kind!r}")
         run_key = self.data_key(context)
-        require_identity(self.spec.partition.column, run_key)  # fail before querying
+        self.require_identity(run_key)  # fail before querying
         state_path = self.storage.state(SQL_STATE)
         state = read_json(state_path) if state_path.exists() else None
         column = _source_column(source, source.watermark_column) if source.watermark_column else None

@@ -225,7 +225,7 @@ def test_corrupt_day_is_quarantined_and_touches_no_model(pipeline, capfd):
     assert not result["success"]
     assert any(f["column"] == "area_m2" for f in result["failures"])
     assert folder.name == "2026-11-03"
-    assert [p for p in folder.iterdir() if p.name.startswith("data-")] and (folder / "scrape_rejects.jsonl").exists()
+    assert [p for p in folder.iterdir() if p.name.startswith("data-")] and (folder / "ingest_rejects.jsonl").exists()
     assert len(asset_events("validated")) == validated_before
     assert pipeline.alias("champion") == champion
     assert folder.name not in {m["partition"] for m in pipeline.manifests("validated")}

@@ -111,8 +111,8 @@ def test_a_file_that_fails_validation_is_quarantined_and_publishes_nothing(airfl
     assert validated_events(name) == [] and manifests(name, "validated") == {}
     quarantined = DATA / name / "quarantine" / "2026-11-04"
     assert json.loads((quarantined / "validation.json").read_text())["success"] is False
-    rejects = [json.loads(line) for line in (quarantined / "scrape_rejects.jsonl").read_text().splitlines()]
-    assert rejects[0]["kind"] == "field" and "'many' is not a integer" in rejects[0]["reason"]
+    rejects = [json.loads(line) for line in (quarantined / "ingest_rejects.jsonl").read_text().splitlines()]
+    assert rejects[0]["kind"] == "field" and "'many' is not an integer" in rejects[0]["reason"]
 
 
 def test_files_on_s3_through_the_amazon_connection(airflow_db, moto_url, tmp_path):

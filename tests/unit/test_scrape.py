@@ -3,8 +3,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from mlops_pack.core.scrape import ScrapeError, coerce, crawl
+from mlops_pack.core.scrape import ScrapeError, crawl
 from mlops_pack.core.spec import load_spec
+from mlops_pack.core.value_types import coerce
 
 from tests.support.specs import write_spec
 

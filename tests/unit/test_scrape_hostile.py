@@ -136,11 +136,12 @@ def test_malformed_html_keeps_what_parses_and_quarantines_the_rest(site):
     assert empty["reason"] == "no records matched source.record_selector" and "maintenance" in empty["html"]
 
 
-def test_duplicates_keep_the_first_and_quarantine_conflicts(site):
+def test_duplicates_keep_the_last_read_and_quarantine_the_superseded_conflict(site):
     result = crawl(source_for(site, "/dupes"))
-    assert result.records == [{"id": "d1", "price": 1.0}, {"id": "d2", "price": 2.0}]
+    assert result.records == [{"id": "d1", "price": 1.0}, {"id": "d2", "price": 999.0}]
     [conflict] = by_url(result, "/dupes")
-    assert conflict["kind"] == "record" and conflict["record"] == {"id": "d2", "price": 999.0}
+    assert conflict["kind"] == "record" and conflict["record"] == {"id": "d2", "price": 2.0}
+    assert "the last one read is kept" in conflict["reason"]
     assert result.stats["duplicate_records"] == 2 and result.stats["records_quarantined"] == 1
 
 

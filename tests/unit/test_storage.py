@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 from mlops_pack.core.storage import (
+    REJECTS_FILE,
     StorageError,
     atomic_writer,
     data_version,
@@ -81,8 +82,8 @@ def test_a_failed_write_leaves_the_old_object(tmp_path):
 def test_move_partition_commits_at_the_target_and_empties_the_source(tmp_path):
     src, dst = path(tmp_path, "raw/k"), path(tmp_path, "quarantine/k")
     write_partition(src, pd.DataFrame({"a": [1]}))
-    (src / "scrape_rejects.jsonl").write_text("{}")
+    (src / REJECTS_FILE).write_text("{}")
     moved = move_partition(src, dst)
     assert [p.name for p in src.iterdir() if p.is_file()] == []
-    assert len(read_partition(dst)) == 1 and (dst / "scrape_rejects.jsonl").exists()
+    assert len(read_partition(dst)) == 1 and (dst / REJECTS_FILE).exists()
     assert read_manifest(dst)["uri"] == moved["uri"] and moved["uri"].startswith(str(dst))

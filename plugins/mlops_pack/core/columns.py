@@ -1,9 +1,10 @@
 """Typed columns for file and SQL sources: the spec's ``fields`` applied to a frame read from a table.
 
-Plain functions, no Airflow import. The rules match scraping's (docs/ingestion.md): a value that does
-not parse becomes null with a ``field`` problem, a row without a key is quarantined as a ``record``
-problem, and rows repeating a key keep the last one (counted). Validation decides whether a column
-with nulls is still usable.
+Plain functions, no Airflow import. The typing and de-duplication rules are those of every source
+kind (core/value_types.py, docs/ingestion.md): a value that does not type becomes null with a
+``field`` problem, a row without a key is a ``record`` problem, and of rows repeating a key the last
+read is kept (an earlier, different one is a ``record`` problem; identical repeats are counted).
+Validation decides whether a column with nulls is still usable.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops_pack.core.spec import ColumnSpec
+    from mlops_pack.core.value_types import ValueFormat
 
-MAX_PROBLEMS_PER_COLUMN = 100  # listed in full up to this many per column and origin; all are counted
+MAX_PROBLEMS_PER_COLUMN = 1000  # listed in full up to this many per column and origin; all are counted
 
 
 class SourceColumnsError(MlopsError, ValueError):
@@ -25,7 +27,7 @@ class SourceColumnsError(MlopsError, ValueError):
 
 
 def conform(frame: pd.DataFrame, fields: dict[str, ColumnSpec], key: str, origin: str,
-            ) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, int]]:
+            fmt: ValueFormat | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]], dict[str, int]]:
     """``frame`` cut to the spec's ``fields`` (renamed, typed), with its problems and counts.
 
     Returns (rows, problems, stats): rows have exactly the spec's columns in spec order; problems
@@ -35,54 +37,44 @@ def conform(frame: pd.DataFrame, fields: dict[str, ColumnSpec], key: str, origin
     """
     import pandas as pd
 
+    from mlops_pack.core.value_types import (
+        DEFAULT_FORMAT,
+        keep_last,
+        keyless_reason,
+        superseded_reason,
+        type_column,
+    )
+
     wanted = {name: spec.column or name for name, spec in fields.items()}
     missing = sorted({c for c in wanted.values() if c not in frame.columns})
     if missing:
         raise SourceColumnsError(f"{origin}: columns {missing} named in source.fields are missing; it has "
                                  f"{list(map(str, frame.columns))[:30]}")
-    out = pd.DataFrame({name: frame[column].reset_index(drop=True) for name, column in wanted.items()})
+    raw = {name: frame[column].reset_index(drop=True) for name, column in wanted.items()}
+    typed: dict[str, pd.Series] = {}
     problems: list[dict[str, Any]] = []
     field_problems = 0
     for name, spec in fields.items():
-        typed, bad = _typed(out[name], spec.type)
-        if bad.any():
-            field_problems += int(bad.sum())
-            for index in list(bad[bad].index)[:MAX_PROBLEMS_PER_COLUMN]:
-                problems.append({"kind": "field", "origin": origin, "field": name, "value": str(out.at[index, name]),
-                                 "reason": f"{name}: {out.at[index, name]!r} is not a {spec.type}"})
-        out[name] = typed
-    keyless = out[key].isna() | (out[key].astype("string").str.strip() == "")
-    for record in out[keyless].head(MAX_PROBLEMS_PER_COLUMN).to_dict(orient="records"):
-        problems.append({"kind": "record", "origin": origin, "reason": f"no value in key {key!r}",
-                         "record": {k: _plain(v) for k, v in record.items()}})
-    kept = out[~keyless]
-    deduped = kept.drop_duplicates(subset=[key], keep="last")
-    stats = {"records_kept": len(deduped), "records_quarantined": int(keyless.sum()),
-             "duplicate_records": len(kept) - len(deduped), "field_problems": field_problems}
-    return deduped.reset_index(drop=True), problems, stats
+        typed[name], reasons = type_column(raw[name], spec.type, fmt or DEFAULT_FORMAT)
+        field_problems += len(reasons)
+        for position, reason in list(reasons.items())[:MAX_PROBLEMS_PER_COLUMN]:
+            problems.append({"kind": "field", "origin": origin, "field": name, "value": _text(raw[name].iat[position]),
+                             "reason": f"{name}: {reason}"})
+    out = pd.DataFrame(typed, index=pd.RangeIndex(len(frame)))
+    plan = keep_last(out[key].tolist(), pd.util.hash_pandas_object(out.astype(str), index=False).tolist())
+    for kind, positions in (("keyless", plan["keyless"]), ("superseded", plan["superseded"])):
+        for record in out.iloc[positions[:MAX_PROBLEMS_PER_COLUMN]].to_dict(orient="records"):
+            reason = keyless_reason(key) if kind == "keyless" else superseded_reason(key, _plain(record[key]))
+            problems.append({"kind": "record", "origin": origin, "reason": reason,
+                             "record": {k: _plain(v) for k, v in record.items()}})
+    kept = out.iloc[plan["kept"]].reset_index(drop=True)
+    stats = {"records_kept": len(kept), "records_quarantined": len(plan["keyless"]) + len(plan["superseded"]),
+             "duplicate_records": len(plan["superseded"]) + len(plan["identical"]), "field_problems": field_problems}
+    return kept, problems, stats
 
 
-def _typed(values: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
-    """(typed values, mask of values that were present but did not parse)."""
-    import pandas as pd
-
-    present = values.notna() & ~((values.astype("string").str.strip() == "").fillna(False))
-    if kind == "string":
-        typed = values.astype("string").where(present, pd.NA).astype(object).where(present, None)
-        return typed, pd.Series(False, index=values.index)
-    if kind in ("number", "integer"):
-        numbers = pd.to_numeric(values.where(present), errors="coerce")
-        finite = numbers.notna() & numbers.abs().ne(float("inf"))
-        if kind == "integer":
-            whole = finite & (numbers.fillna(0) % 1 == 0) & numbers.abs().le(2**63 - 1)
-            typed = numbers.where(whole).astype("Int64")
-            return typed, present & ~whole
-        return numbers.where(finite).astype("float64"), present & ~finite
-    if kind == "date":
-        parsed = pd.to_datetime(values.where(present), errors="coerce", utc=False, format="mixed")
-        typed = parsed.dt.date.where(parsed.notna(), None)
-        return typed, present & parsed.isna()
-    raise ValueError(f"unknown column type {kind!r}")
+def _text(value: Any) -> str:
+    return str(value)[:200]
 
 
 def _plain(value: Any) -> Any:

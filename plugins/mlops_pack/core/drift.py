@@ -52,6 +52,9 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
 
     # Evidently embeds values in an inline <script> unescaped: hostile scraped text must arrive inert.
     reference, current = neutralise_frame(reference[columns]), neutralise_frame(current[columns])
+    # Integer fields are stored as nullable Int64 (core/value_types.py), which reach NumPy as objects in
+    # Evidently's correlation step: hand it plain floats (missing values as NaN).
+    reference, current = (frame.astype({c: "float64" for c in numeric}) for frame in (reference, current))
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     preset = DataDriftPreset(columns=columns, drift_share=share_threshold, per_column_method=methods or None,
                              per_column_threshold=thresholds or None)

@@ -11,16 +11,15 @@ error budget. docs/ingestion.md describes the behaviour a pipeline author relies
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from mlops_pack.core.errors import MlopsError
+from mlops_pack.core.value_types import ValueFormat, coerce
 
 if TYPE_CHECKING:
     from mlops_pack.core.spec import FieldSpec, SourceSpec
@@ -57,112 +56,6 @@ class ScrapeResult:
                 f"stats={self.stats!r})")
 
 
-def coerce(raw: str | None, kind: str, decimal: str = ".", thousands: str = ",",
-           date_formats: tuple[str, ...] = ()) -> Any:
-    """The typed value of a scraped string; None when empty. Raises ValueError when it is garbage.
-
-    Strict on purpose: a value is only read as a number when it holds exactly one number token, not
-    glued to letters (``12abc``, ``1e3``, ``0x1F``, ``1_000`` are refused), with thousands separators
-    only in groups of three (``0,5`` and ``1.234,5`` are refused unless the spec opts in to a decimal
-    comma), and finite (``1e309`` digits are refused). Dates are real calendar dates.
-    """
-    if raw is None:
-        return None
-    text = raw.strip()
-    if not text:
-        return None
-    if kind == "string":
-        return text
-    if kind == "date":
-        return _date(text, date_formats)
-    return number_format(decimal, thousands).parse(text, kind)
-
-
-ANY_DIGIT = re.compile("[0-9]").search
-INT64_MAX = 2**63 - 1  # what an integer column holds in Parquet; larger values would fail the write
-ISO_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?",
-                      re.ASCII)
-
-
-@functools.lru_cache(maxsize=16)
-def number_format(decimal: str, thousands: str) -> NumberFormat:
-    return NumberFormat(decimal, thousands)
-
-
-class NumberFormat:
-    """Reads one number token in the spec's format. Runs per field of every record: kept lean."""
-
-    __slots__ = ("decimal", "groups", "search")
-
-    def __init__(self, decimal: str, thousands: str):
-        seps = "".join(re.escape(c) for c in sorted({".", ",", "'", decimal, thousands}) if c and c != " ")
-        group = "[ \u00a0\u202f]" if thousands == " " else re.escape(thousands)
-        integer = f"(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)" if thousands else "[0-9]+"
-        # A sign or separator touching the token makes it part of something else (10-20, 0,5, x-5).
-        self.search = re.compile(f"(?<![\\w{seps}\\-\u2212])[-\u2212]?{integer}(?:{re.escape(decimal)}[0-9]+)?"
-                                 f"(?![\\w])(?![{seps}\\-\u2212]?[0-9])").search
-        self.groups = (" ", "\u00a0", "\u202f") if thousands == " " else (thousands,) if thousands else ()
-        self.decimal = decimal
-
-    def parse(self, text: str, kind: str) -> float | int:
-        if text.isdigit() and text.isascii() and len(text) < 16:  # the common bare count: no regex
-            return int(text) if kind == "integer" else float(text)
-        match = self.search(text)
-        if match is None:
-            return _bad(text, kind)
-        # A second token can only start at a later digit; most values have none ("23 years", "4.1 km").
-        if ANY_DIGIT(text, match.end()) and self.search(text, match.end()) is not None:
-            raise ValueError(f"{text[:40]!r} holds more than one number")
-        token = match.group()
-        for sep in self.groups:
-            token = token.replace(sep, "")
-        if token[0] == "\u2212":
-            token = "-" + token[1:]
-        if self.decimal != ".":
-            token = token.replace(self.decimal, ".")
-        if kind == "integer":
-            return _integer(text, token)
-        number = float(token)
-        if number - number != 0:  # inf or nan: float() of 400 digits is inf
-            raise ValueError(f"{text[:40]!r} is out of range (not a finite number)")
-        return number
-
-
-def _integer(text: str, token: str) -> int:
-    whole, _, fraction = token.partition(".")
-    if fraction.strip("0"):
-        raise ValueError(f"{text[:40]!r} is not an integer")
-    if len(whole) > 20 or not -INT64_MAX - 1 <= int(whole) <= INT64_MAX:
-        raise ValueError(f"{text[:40]!r} is out of the 64-bit integer range")
-    return int(whole)
-
-
-def _date(text: str, formats: tuple[str, ...]) -> str:
-    """``YYYY-MM-DD`` of an ISO 8601 date (or date-time), or of the first spec format that reads it."""
-    if len(text) == 10 and text[4] == "-" == text[7] and text.isascii():  # the common case, no regex
-        try:
-            dt.date.fromisoformat(text)
-            return text
-        except ValueError:
-            raise ValueError(f"{text!r} is not a calendar date") from None
-    iso = ISO_DATE.fullmatch(text)
-    if iso:
-        try:
-            return dt.date.fromisoformat(iso.group(1)).isoformat()
-        except ValueError:
-            raise ValueError(f"{text[:40]!r} is not a calendar date") from None
-    for fmt in formats:
-        try:
-            return dt.datetime.strptime(text, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return _bad(text, "date")
-
-
-def _bad(text: str, kind: str) -> None:
-    raise ValueError(f"{text[:40]!r} is not {'an' if kind == 'integer' else 'a'} {kind}")
-
-
 def parse_page(html: str, url: str, source: SourceSpec) -> tuple[list[dict], list[dict], list[str]]:
     """Records, problems (per field, and the page's when its parsing stopped early) and the
     pagination links found in one page.
@@ -170,14 +63,15 @@ def parse_page(html: str, url: str, source: SourceSpec) -> tuple[list[dict], lis
     lxml only builds a tree and runs selectors: page content is never executed or evaluated.
     """
     root, stopped = html_root(html)
-    formats = (source.decimal_separator, source.thousands_separator, tuple(source.date_formats))
+    fmt = ValueFormat.of(source)
     records, problems = [], []
     for node in compiled(source.record_selector)(root):
         record: dict[str, Any] = {}
         for name, spec in source.fields.items():
-            record[name], problem = _extract(node, name, spec, formats)
+            record[name], problem, raw = _extract(node, name, spec, fmt)
             if problem:
-                problems.append({"url": url, "kind": "field", "field": name, "reason": problem})
+                problems.append({"url": url, "kind": "field", "field": name, "value": (raw or "")[:200],
+                                 "reason": problem})
         records.append(record)
     if stopped:
         # libxml2 gives up on some documents (nesting deeper than its limit) and keeps what came before:
@@ -231,16 +125,17 @@ def _as_text(value: Any) -> str:
     return etree.tostring(value, method="html", encoding="unicode", with_tail=False)
 
 
-def _extract(node, name: str, spec: FieldSpec, formats: tuple) -> tuple[Any, str | None]:
+def _extract(node, name: str, spec: FieldSpec, fmt: ValueFormat) -> tuple[Any, str | None, str | None]:
+    """(typed value, reason it did not type, raw text) of one field of one record."""
     found = compiled(spec.selector)(node)
     raw = _as_text(found[0]) if found else None
     try:
-        return coerce(raw, spec.type, *formats), None
+        return coerce(raw, spec.type, fmt), None, raw
     except ValueError as exc:
         # Keep the record with a null value: validation decides whether the column is still usable.
-        return None, f"{name}: {exc}"
+        return None, f"{name}: {exc}", raw
     except Exception as exc:  # noqa: BLE001 - one value must never lose its page (OverflowError was one)
-        return None, f"{name}: cannot parse {(raw or '')[:40]!r}: {type(exc).__name__}: {exc}"
+        return None, f"{name}: cannot parse {(raw or '')[:40]!r}: {type(exc).__name__}: {exc}", raw
 
 
 @dataclass
@@ -496,31 +391,27 @@ class Crawl:
 
 
 def collect_records(pages: list[Page], key: str, quarantine: list[dict]) -> dict[str, Any]:
-    """Records of ``pages`` in order, first of each key kept; problems appended to ``quarantine``."""
-    kept: dict[Any, dict] = {}
+    """Records of ``pages`` in order, one per key by the rule of every source kind (the last read
+    wins, core/value_types.keep_last); problems appended to ``quarantine``."""
+    from mlops_pack.core.value_types import keep_last, keyless_reason, superseded_reason
+
     counts = {"records_quarantined": 0, "duplicate_records": 0, "field_problems": 0}
+    found: list[tuple[str, dict]] = []
     for page in pages:
         if page.outcome in ("failed", "refused"):
             entry = {"url": page.url, "kind": "page" if page.outcome == "failed" else "refused", "reason": page.reason}
             quarantine.append({**entry, "html": page.snippet} if page.snippet else entry)
         quarantine.extend(page.problems)
         counts["field_problems"] += sum(p["kind"] == "field" for p in page.problems)
-        for record in page.records:
-            value = record.get(key)
-            if value is None:
-                reason = f"record without key {key!r}"
-            elif value not in kept:
-                kept[value] = record
-                continue
-            elif kept[value] == record:
-                counts["duplicate_records"] += 1  # the same record listed twice is not an error
-                continue
-            else:
-                counts["duplicate_records"] += 1
-                reason = f"duplicate key {key}={value!r} with different values; the first one seen is kept"
-            counts["records_quarantined"] += 1
-            quarantine.append({"url": page.url, "kind": "record", "reason": reason, "record": record})
-    return {"kept": list(kept.values()), **counts}
+        found.extend((page.url, record) for record in page.records)
+    plan = keep_last([r.get(key) for _, r in found], [tuple(r.items()) for _, r in found])
+    for position in sorted(plan["keyless"] + plan["superseded"]):
+        url, record = found[position]
+        reason = keyless_reason(key) if record.get(key) is None else superseded_reason(key, record[key])
+        quarantine.append({"url": url, "kind": "record", "reason": reason, "record": record})
+    counts["records_quarantined"] = len(plan["keyless"]) + len(plan["superseded"])
+    counts["duplicate_records"] = len(plan["superseded"]) + len(plan["identical"])
+    return {"kept": [found[p][1] for p in plan["kept"]], **counts}
 
 
 def check_budget(source: SourceSpec, result: ScrapeResult) -> None:

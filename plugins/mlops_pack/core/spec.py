@@ -44,7 +44,30 @@ class FieldSpec(_Strict):
     type: Literal["string", "number", "integer", "date"] = "string"
 
 
-class SourceSpec(_Strict):
+class _ValueOptions(_Strict):
+    """How number, integer and date fields are read, the same for every source kind
+    (core/value_types.py): strict by default, other layouts opt-in."""
+
+    decimal_separator: Literal[".", ","] = Field(default=".", description="',' for 1.234,5-style numbers")
+    thousands_separator: Literal[",", ".", " ", "'", ""] = Field(
+        default=",", description="accepted only in well-formed groups of three digits; ' ' also matches "
+        "no-break spaces; '' accepts none")
+    date_formats: list[str] = Field(default_factory=list, description="strptime formats tried after ISO "
+                                    "8601 (YYYY-MM-DD, optionally with a time), e.g. '%d/%m/%Y'; any other "
+                                    "date is refused, never guessed")
+
+    @model_validator(mode="after")
+    def _number_format_is_unambiguous(self) -> _ValueOptions:
+        if self.decimal_separator == self.thousands_separator:
+            raise ValueError(f"source.decimal_separator and source.thousands_separator are both "
+                             f"{self.decimal_separator!r}: numbers would be ambiguous")
+        for fmt in self.date_formats:
+            if "%" not in fmt:
+                raise ValueError(f"source.date_formats entry {fmt!r} has no strptime directive (%Y, %d...)")
+        return self
+
+
+class SourceSpec(_ValueOptions):
     """Where and how to crawl (``kind: scrape``, the default). Defaults are polite and safe;
     docs/ingestion.md explains each group."""
 
@@ -80,13 +103,6 @@ class SourceSpec(_Strict):
                                            "this is capped to it (the cap is recorded in the quarantine)")
     max_crawl_seconds: float = Field(default=1800.0, gt=0, description="crawl-wide deadline: pages not "
                                      "fetched by then fail with that reason (the error budget decides)")
-    # parsing of number, integer and date fields: strict by default, other formats opt-in
-    decimal_separator: Literal[".", ","] = Field(default=".", description="',' for 1.234,5-style numbers")
-    thousands_separator: Literal[",", ".", " ", "'", ""] = Field(
-        default=",", description="accepted only in well-formed groups of three digits; ' ' also matches "
-        "no-break spaces; '' accepts none")
-    date_formats: list[str] = Field(default_factory=list, description="strptime formats tried after ISO "
-                                    "8601 (YYYY-MM-DD, optionally with a time), e.g. '%d/%m/%Y'")
     # incremental crawls and the error budget
     incremental: bool = Field(default=True, description="conditional requests with stored ETag/Last-Modified")
     max_failed_page_share: float = Field(default=0.2, ge=0, le=1)
@@ -96,16 +112,6 @@ class SourceSpec(_Strict):
     def _key_is_a_field(self) -> SourceSpec:
         if self.key not in self.fields:
             raise ValueError(f"key {self.key!r} is not one of source.fields {sorted(self.fields)}")
-        return self
-
-    @model_validator(mode="after")
-    def _number_format_is_unambiguous(self) -> SourceSpec:
-        if self.decimal_separator == self.thousands_separator:
-            raise ValueError(f"source.decimal_separator and source.thousands_separator are both "
-                             f"{self.decimal_separator!r}: numbers would be ambiguous")
-        for fmt in self.date_formats:
-            if "%" not in fmt:
-                raise ValueError(f"source.date_formats entry {fmt!r} has no strptime directive (%Y, %d...)")
         return self
 
     @model_validator(mode="after")
@@ -129,7 +135,7 @@ class ColumnSpec(_Strict):
     column: str | None = Field(default=None, description="name in the file or query result; default: the key")
 
 
-class _TableSource(_Strict):
+class _TableSource(_ValueOptions):
     fields: dict[str, ColumnSpec] = Field(min_length=1, description="columns kept, by the pack's name")
     key: str = Field(description="record key: one row per key in a validated partition")
     max_failed_record_share: float = Field(default=0.2, ge=0, le=1, description="rows without a key (or "

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST = "manifest.json"
+# Beside each raw partition (and its quarantine copy): what an ingest of any source kind refused, and why.
+REJECTS_FILE = "ingest_rejects.jsonl"
 HISTORY = "_history"
 DATA_PREFIX = "data-"
 ROW_GROUP_ROWS = 131_072

@@ -70,7 +70,9 @@ class FileSourceHook(BaseHook):
             raise FileSourceError(f"{url}: cannot read it: {exc}") from exc
 
     def read(self, info: FileInfo, fmt: str, *, delimiter: str = ",", max_bytes: int) -> pd.DataFrame:
-        """The rows of one file as text-typed columns (typing is the spec's job, core/columns.py)."""
+        """The rows of one file as the format holds them: CSV cells as text, JSON and Parquet values as
+        typed there. Nothing is converted here (pandas' date guessing included): typing is the spec's
+        job (core/columns.py)."""
         import pandas as pd
 
         from mlops_pack.core.file_source import FileSourceError
@@ -84,7 +86,7 @@ class FileSourceHook(BaseHook):
                     return pd.read_csv(fh, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
                                        compression=compression)
                 if fmt == "jsonl":
-                    return pd.read_json(fh, lines=True, dtype=False, compression=compression)
+                    return _json_lines(fh, info.url, gzipped=compression == "gzip")
                 return pd.read_parquet(fh)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise FileSourceError(f"{info.url}: cannot read it as {fmt}: {exc}") from exc
@@ -115,3 +117,27 @@ class SqlSourceHook(BaseHook):
             cursor.execute(sql, parameters or None)
             columns = [d[0] for d in cursor.description]
             return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+
+
+def _json_lines(fh: Any, url: str, *, gzipped: bool) -> pd.DataFrame:
+    """One row per JSON object line, values as JSON typed them (read with ``json``: pandas' read_json
+    would turn date-like columns into timestamps by guessing their layout)."""
+    import gzip
+    import json
+
+    import pandas as pd
+
+    from mlops_pack.core.file_source import FileSourceError
+
+    rows = []
+    for number, line in enumerate(gzip.open(fh) if gzipped else fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise FileSourceError(f"{url}: line {number} is not JSON: {exc}") from exc
+        if not isinstance(row, dict):
+            raise FileSourceError(f"{url}: line {number} is a JSON {type(row).__name__}, not an object")
+        rows.append(row)
+    return pd.DataFrame.from_records(rows)

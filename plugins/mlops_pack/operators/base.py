@@ -50,9 +50,13 @@ class PipelineTaskMixin:
 
     @cached_property
     def spec(self) -> PipelineSpec:
-        from mlops_pack.core.spec import load_spec
+        """The pipeline spec; an invalid one fails the task without retries (a retry reads the same file)."""
+        from mlops_pack.core.spec import SpecError, load_spec
 
-        return load_spec(Path(self.spec_path))
+        try:
+            return load_spec(Path(self.spec_path))
+        except SpecError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @cached_property
     def storage(self) -> PipelineStorageHook:

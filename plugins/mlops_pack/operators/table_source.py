@@ -1,18 +1,18 @@
 """FileIngestOperator and SqlIngestOperator: read new data from files or a table into raw partitions.
 
-They hand over exactly what WebScrapeOperator does (XCom ``partitions``, returns ``{partitions, rows,
-stats}``, ``scrape_rejects.jsonl`` beside each raw partition), so the ingest DAG's validation,
-quarantine and asset events are the same for every source kind.
+Readers only: typing (core/columns.py over core/value_types.py, the rules of every source kind) and
+publishing (operators/ingest.py: raw partitions, ``ingest_rejects.jsonl``, XCom, asset event) are
+shared with WebScrapeOperator, so the ingest DAG's validation, quarantine and asset events are the
+same for every source kind.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.operators.ingest import IngestOperator
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,95 +23,33 @@ SQL_STATE = "sql_state.json"
 MAX_LISTED_FILES = 50  # file URLs carried in stats (XCom, manifest, asset event): the count is always there
 
 
-class TableIngestOperator(PipelineOperator):
-    """What file and SQL ingestion share: typed rows in, raw partitions (named by their data) out."""
-
-    ui_color = "#e8f4fd"
+class TableIngestOperator(IngestOperator):
+    """What file and SQL ingestion share: rows typed by the spec's fields, then the shared publishing."""
 
     def write_raw(self, context: Context, frames: dict[str | None, list[pd.DataFrame]], stats: dict[str, Any],
                   origin: str) -> dict[str, Any]:
-        """Conform each group of frames (key None: the run's data key) and write its raw partitions."""
+        """Type each group of frames (key None: the run's data key) and write its raw partitions."""
         import pandas as pd
 
-        from mlops_pack.core.columns import conform
-        from mlops_pack.core.partitions import PartitionError, split_by_key
+        from mlops_pack.core.columns import SourceColumnsError, conform
+        from mlops_pack.core.value_types import ValueFormat
 
-        source, column = self.spec.source, self.spec.partition.column
-        written, problems = [], []
+        source, fmt = self.spec.source, ValueFormat.of(self.spec.source)
+        reads, problems = [], []
         totals = {"records_kept": 0, "records_quarantined": 0, "duplicate_records": 0, "field_problems": 0}
-        pending = []
         for requested, parts in frames.items():
-            run_key = requested or self.data_key(context)
             raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-            rows, found, counts = conform(raw, source.fields, source.key, origin)
+            try:
+                rows, found, counts = conform(raw, source.fields, source.key, origin, fmt)
+            except SourceColumnsError as exc:  # the data or the spec must change: a retry reads the same
+                raise AirflowFailException(f"{self.spec.name}: {exc}") from exc
             problems.extend(found)
             totals = {k: totals[k] + counts[k] for k in totals}
-            groups, keyless = split_by_key(rows, column, run_key)
-            problems.extend({"kind": "record", "origin": origin, "reason": f"no value in partition.column {column!r}",
-                             "record": {k: str(v) for k, v in r.items()}} for r in keyless.to_dict(orient="records"))
-            totals["records_quarantined"] += len(keyless)
-            pending.extend(groups.items())
-        stats = {**stats, **totals}
-        seen = totals["records_kept"] + totals["records_quarantined"]
-        if seen and totals["records_quarantined"] / seen > source.max_failed_record_share:
-            self.write_rejects(self.storage.partition("quarantine", "_failed_reads") / _safe(context["run_id"]),
-                               problems)
-            raise ValueError(f"{self.spec.name}: {totals['records_quarantined']} of {seen} rows have no key or "
-                             f"partition value, over source.max_failed_record_share="
-                             f"{source.max_failed_record_share:.0%}; first: {problems[0]['reason']}")
-        merged: dict[str, list[pd.DataFrame]] = {}
-        for key, rows in pending:
-            merged.setdefault(key, []).append(rows)
-        for key, parts in sorted(merged.items()):
-            written.append(self._write_partition(key, parts, stats, problems))
-        if not written:
-            raise PartitionError(f"{self.spec.name}: nothing with a partition was read from {origin}")
-        self.log.info("Ingest stats for %s: %s", self.spec.name, json.dumps(stats, default=str))
-        summary = {"partitions": written, "rows": sum(p["rows"] for p in written), "stats": stats}
-        context["ti"].xcom_push(key="partitions", value=[p["key"] for p in written])
-        self.emit(context, summary)
-        return summary
-
-    def _write_partition(self, key: str, parts: list[pd.DataFrame], stats: dict[str, Any],
-                         problems: list[dict]) -> dict[str, Any]:
-        import pandas as pd
-
-        from mlops_pack.core.storage import is_complete, read_partition, write_partition
-
-        record_key = self.spec.source.key
-        # An incremental read brings a partition's new and changed rows only. Like an incremental crawl
-        # (which reuses the records of unchanged pages), the raw partition is the whole partition as it
-        # will be once merged, so table-level expectations (row counts, uniqueness) judge all of it.
-        published = self.storage.partition("validated", key)
-        if is_complete(published):
-            parts = [read_partition(published), *parts]
-        rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        # Read order varies (listing, message order); the key order does not: equal data, equal version.
-        rows = rows.drop_duplicates(subset=[record_key], keep="last").sort_values(
-            record_key, kind="stable", ignore_index=True)
-        folder = self.storage.partition("raw", key)
-        manifest = write_partition(folder, rows, key=key, stats=stats)
-        self.write_rejects(folder, problems)
-        self.log.info("Wrote %d rows to raw partition %s (version %s, replaces %s)", manifest["rows"], key,
-                      manifest["version"], manifest["replaces"])
-        return {k: manifest[k] for k in ("uri", "folder", "rows", "version")} | {"key": key}
-
-    def write_rejects(self, folder: Any, rejects: list[dict]) -> None:
-        from mlops_pack.core.storage import write_bytes_atomic
-        from mlops_pack.operators.scrape import REJECTS_FILE
-
-        path = folder / REJECTS_FILE
-        if not rejects:
-            if path.exists():
-                path.unlink()
-            return
-        write_bytes_atomic(path, "\n".join(json.dumps(q, default=str) for q in rejects).encode())
-        self.log.warning("%d ingest problems listed in %s (first: %s)", len(rejects), path, rejects[0]["reason"])
+            reads.append((requested, rows))
+        return self.publish(context, reads, problems, {**stats, **totals}, origin=origin, merge_validated=True)
 
     def requests(self, context: Context) -> list[dict[str, Any]]:
         """What the triggering events (queue messages, upstream or REST events) ask for (core/inbox.py)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from mlops_pack.core.inbox import MessageError, requests_of
 
         events = context.get("triggering_asset_events") or {}
@@ -134,7 +72,6 @@ class FileIngestOperator(TableIngestOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.file_source import changed_files, file_format, remember, requested_file
-        from mlops_pack.core.partitions import require_identity
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import FileSourceHook
 
@@ -157,7 +94,7 @@ class FileIngestOperator(TableIngestOperator):
         if not plan:
             raise AirflowSkipException(f"no new or changed file under {source.url}{source.pattern}")
         if None in plan:
-            require_identity(self.spec.partition.column, self.data_key(context))  # fail before reading
+            self.require_identity(self.data_key(context))  # fail before reading
         frames, read, size = {}, [], 0
         for requested, infos in plan.items():
             for info in infos:
@@ -184,7 +121,6 @@ class SqlIngestOperator(TableIngestOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.partitions import require_identity
         from mlops_pack.core.sql_source import incremental_query, new_rows
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import SqlSourceHook
@@ -193,7 +129,7 @@ class SqlIngestOperator(TableIngestOperator):
         if source.kind != "sql":
             raise ValueError(f"{self.spec.name}: SqlIngestOperator needs source.kind 'sql', got {source.kind!r}")
         run_key = self.data_key(context)
-        require_identity(self.spec.partition.column, run_key)  # fail before querying
+        self.require_identity(run_key)  # fail before querying
         state_path = self.storage.state(SQL_STATE)
         state = read_json(state_path) if state_path.exists() else None
         column = _source_column(source, source.watermark_column) if source.watermark_column else None

@@ -20,10 +20,10 @@ demo: install
 	$(PY) include/demo_site/loop.py --home demo_home
 
 # Two workers: most of the suite waits on real Airflow/MLflow processes (tests/conftest.py says how
-# the work is split into xdist groups). TEST_WORKERS=0 runs it in one process. Waits give up only at
+# the work is split into units). TEST_WORKERS=0 runs it in one process. Waits give up only at
 # one generous deadline (MLOPS_TEST_DEADLINE seconds, tests/support/waiting.py), never on a budget.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -p no:cacheprovider -ra -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST := $(PY) -m pytest -p no:cacheprovider -ra -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 test: install lint
 	$(PYTEST)
 

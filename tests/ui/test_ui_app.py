@@ -25,6 +25,8 @@ ROUTES = ["/mlops/health", f"/mlops/health/{PIPELINE}", f"/mlops/health/dag/{PIP
           f"/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json",
           f"/mlops/files/{PIPELINE}/quarantine/2026-11-03/",
           f"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html"]
+# Redirects to the MLflow UI (307, checked in test_extra_links_...): refused like every route without a login.
+REDIRECTS = [f"/mlops/mlflow/models/{PIPELINE}/versions/3", "/mlops/mlflow/runs/1/0123456789abcdef0123456789abcdef"]
 
 
 def test_every_route_answers_a_logged_in_user(server):
@@ -47,7 +49,7 @@ def test_the_routes_checked_here_are_every_route_of_the_app():
     from mlops_pack import settings
     from mlops_pack.ui.app import app
 
-    paths = [route.removeprefix(settings.UI_PREFIX) for route in ROUTES]
+    paths = [route.removeprefix(settings.UI_PREFIX) for route in ROUTES + REDIRECTS]
     unchecked = [route.path for route in app.routes if not any(route.path_regex.match(p) for p in paths)]
     assert unchecked == []  # FastAPI's own /docs, /redoc, /openapi.json included: they are off
 
@@ -57,7 +59,7 @@ def test_every_route_refuses_anonymous_and_forged_callers(server):
 
     base, _, _ = server
     forged = jwt.encode({"sub": "1", "aud": "apache-airflow", "role": "ADMIN"}, "not-the-secret-" * 8, algorithm="HS512")
-    for route in ROUTES:
+    for route in ROUTES + REDIRECTS:
         assert get(base + route)[0] == 401, route
         assert get(base + route, "garbage")[0] in (401, 403), route
         assert get(base + route, forged)[0] in (401, 403), route
@@ -74,10 +76,10 @@ def test_health_page_shows_the_pipeline_escaped(server):
     assert "Current champion: <b>3</b>" in page
     assert page.count("<svg") >= 3  # rmse and r2 per version, drift share
     for expected in ("promoted", "rejected", "[1, 9] @0.95", "0.6", "city", "Quarantined partitions: <b>1</b>",
-                     "Last validated partition: <b>2026-11-02</b>", f"{env['AIRFLOW__MLOPS__MLFLOW_UI_URL']}/#/models/uishop/versions/3",
-                     f"{base}/mlops/files/{PIPELINE}/reports/drift/2026-11-02__v3/report.html",
-                     f"{base}/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html",
-                     f"{base}/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json"):
+                     "Last validated partition: <b>2026-11-02</b>", '"/mlops/mlflow/models/uishop/versions/3"',
+                     f'"/mlops/files/{PIPELINE}/reports/drift/2026-11-02__v3/report.html"',
+                     f'"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html"',
+                     f'"/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json"'):
         assert expected in page, expected
     assert PIPELINE in get(f"{base}/mlops/health", token)[1]
 

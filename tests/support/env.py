@@ -1,7 +1,9 @@
 """The private Airflow home of a test process (SQLite, migrated once per process), as environment.
 
-``activate()`` runs from tests/conftest.py's ``pytest_configure``: each pytest process (each xdist
-worker) gets its own home, set before any test module imports Airflow.
+Importing this module activates the home (once per process): pytest imports the conftest files of the
+paths it is given (tests/ui/conftest.py for ``pytest tests/ui/x.py``) before any ``pytest_configure``, and
+they read ``HOME`` at import, so the home must exist by then. Each pytest process (each xdist worker)
+gets its own; nothing else in tests/support/ touches the environment.
 """
 
 from __future__ import annotations
@@ -42,3 +44,6 @@ def activate() -> Path:
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     return HOME
+
+
+activate()

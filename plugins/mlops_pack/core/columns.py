@@ -64,9 +64,9 @@ def conform(frame: pd.DataFrame, fields: dict[str, ColumnSpec], key: str, origin
     plan = keep_last(out[key].tolist(), pd.util.hash_pandas_object(out.astype(str), index=False).tolist())
     for kind, positions in (("keyless", plan["keyless"]), ("superseded", plan["superseded"])):
         for record in out.iloc[positions[:MAX_PROBLEMS_PER_COLUMN]].to_dict(orient="records"):
-            reason = keyless_reason(key) if kind == "keyless" else superseded_reason(key, _plain(record[key]))
+            reason = keyless_reason(key) if kind == "keyless" else superseded_reason(key, plain_value(record[key]))
             problems.append({"kind": "record", "origin": origin, "reason": reason,
-                             "record": {k: _plain(v) for k, v in record.items()}})
+                             "record": {k: plain_value(v) for k, v in record.items()}})
     kept = out.iloc[plan["kept"]].reset_index(drop=True)
     stats = {"records_kept": len(kept), "records_quarantined": len(plan["keyless"]) + len(plan["superseded"]),
              "duplicate_records": len(plan["superseded"]) + len(plan["identical"]), "field_problems": field_problems}
@@ -77,7 +77,8 @@ def _text(value: Any) -> str:
     return str(value)[:200]
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A cell as JSON-able text for a rejects list: None for missing, plain scalars as they are."""
     try:
         import pandas as pd
 

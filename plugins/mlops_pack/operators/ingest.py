@@ -47,6 +47,7 @@ class IngestOperator(PipelineOperator):
         rule as within a read: the last row of a key wins). Raises AirflowFailException, with the field,
         sample values and the option that would read them, when the partition column could not be typed.
         """
+        from mlops_pack.core.columns import plain_value
         from mlops_pack.core.partitions import PartitionError, split_by_key
 
         source, column = self.spec.source, self.spec.partition.column
@@ -57,7 +58,8 @@ class IngestOperator(PipelineOperator):
             groups, keyless = split_by_key(rows, column, requested or self.data_key(context))
             partitionless += len(keyless)
             problems.extend({"kind": "record", "origin": origin, "reason": f"no value in partition.column {column!r}",
-                             "record": {k: _plain(v) for k, v in r.items()}} for r in keyless.to_dict(orient="records"))
+                             "record": {k: plain_value(v) for k, v in r.items()}}
+                            for r in keyless.to_dict(orient="records"))
             for key, part in groups.items():
                 pending.setdefault(key, []).append(part)
         stats["records_quarantined"] = stats.get("records_quarantined", 0) + partitionless
@@ -131,17 +133,6 @@ class IngestOperator(PipelineOperator):
             return
         write_bytes_atomic(path, "\n".join(json.dumps(q, default=str) for q in rejects).encode())
         self.log.warning("%d ingest problems listed in %s (first: %s)", len(rejects), path, rejects[0]["reason"])
-
-
-def _plain(value: Any) -> Any:
-    import pandas as pd
-
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value if isinstance(value, str | int | float | bool) else str(value)
 
 
 def _safe(run_id: str) -> str:

@@ -17,7 +17,8 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from tests.cli.dataset_site import Site, serve, spec_yaml
-from tests.support.env import DAGS, HOME
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file
 
 NAME = "winegate"
 METRICS = "    log_loss: {min_delta: 0.0}\n    accuracy: {min: 0.5}"
@@ -71,8 +72,7 @@ def wine(airflow_db):
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(spec_yaml("wine", site.days["wine"].features, host, metrics=METRICS, retrain="[new_data]",
                               stratify=True, min_holdout_rows=20).replace("name: wine", f"name: {NAME}"))
-    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, NAME)
     yield Wine(site, spec)
     server.shutdown()
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from tests.support.env import DAGS, HOME
-from tests.support.specs import write_spec
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file, write_spec
 
 NAME = "oploop"
 
@@ -78,8 +78,7 @@ def pipeline(airflow_db, demo_site):
     # 400 listings a day hold out 80 rows: let the gate judge them
     spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50"})
     # dag.test() runs DAGs of the dags-folder bundle, so the pipeline gets a thin DAG file there.
-    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, NAME)
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
     yield Pipeline(site, spec, HOME / "data")
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))

@@ -13,8 +13,8 @@ import json
 import pytest
 
 from tests.operators.test_loop_operators import Pipeline
-from tests.support.env import DAGS, HOME
-from tests.support.specs import write_spec
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file, write_spec
 
 NAME = "outloop"
 LABELS = ("\npromotion:\n", "\nretrain:\n  triggers: [drift, performance]\nlabels:\n  kind: later_partitions\n"
@@ -63,8 +63,7 @@ def pipeline(airflow_db, demo_site):
     url, site = demo_site
     spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50",
                                                              LABELS[0]: LABELS[1]})
-    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, NAME)
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False, price_factor=1.0))
     yield OutcomePipeline(site, spec, HOME / "data")
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False, price_factor=1.0))
@@ -120,8 +119,7 @@ def test_label_files_list_contradictions_and_a_redelivered_file_changes_nothing(
     (inbox / "batch-2.csv").write_text("listing_id,price\nb,250\nd,400\nd,410\n")
     files = ("\npromotion:\n", f"\nlabels:\n  kind: files\n  url: file://{inbox}\n  pattern: '*.csv'\npromotion:\n")
     spec = write_spec(HOME / "pipelines", "http://127.0.0.1:9", name="labelfiles", **{files[0]: files[1]})
-    (DAGS / "labelfiles.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                        f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, "labelfiles")
     pipeline = OutcomePipeline(None, spec, HOME / "data")
     pipeline.name = "labelfiles"
     assert pipeline.run("labels").state == "success"

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from tests.operators.test_loop_operators import Pipeline
-from tests.support.env import DAGS, HOME
-from tests.support.specs import write_spec
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file, write_spec
 
 NAME = "shadowloop"
 
@@ -72,8 +72,7 @@ def pipeline(airflow_db, demo_site):
     url, site = demo_site
     spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50",
                                                              "chunk_rows: 200000": "chunk_rows: 150\n  shadow: true"})
-    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, NAME)
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
     yield ShadowPipeline(site, spec, HOME / "data")
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))

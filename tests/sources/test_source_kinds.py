@@ -12,7 +12,8 @@ import pytest
 
 from tests.sources.conftest import aws_connection, boto_client, require_s3fs, restore_env, set_env
 from tests.sources.specs import COLUMNS, day_rows, table_spec
-from tests.support.env import DAGS, HOME
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file
 
 pytestmark = pytest.mark.integration
 DATA = HOME / "data"
@@ -21,8 +22,7 @@ DATA = HOME / "data"
 def run_ingest(spec_path, name: str, **conf):
     from mlops_pack.dag_factory import build_dags
 
-    (DAGS / f"{name}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec_path)!r}))\n")
+    write_dag_file(spec_path, name)
     run = build_dags(spec_path)[f"{name}__ingest"].test(run_conf=conf or None)
     return run, task_states(f"{name}__ingest", run.run_id)
 

@@ -19,3 +19,14 @@ def write_spec(folder: Path, site_url: str, name: str = "listings", **overrides:
     path = folder / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+def write_dag_file(spec: Path, name: str | None = None) -> Path:
+    """The thin DAG file of ``spec`` in the test home's DAGs folder: dag.test() runs DAGs of the
+    dags-folder bundle, so a test pipeline needs one there."""
+    from tests.support import env
+
+    path = env.DAGS / f"{name or spec.stem}.py"
+    path.write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
+                    f"globals().update(build_dags({str(spec)!r}))\n")
+    return path

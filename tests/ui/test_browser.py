@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.env import DAGS, HOME
-from tests.support.specs import write_spec
+from tests.support.env import HOME
+from tests.support.specs import write_dag_file, write_spec
 from tests.support.waiting import DEADLINE
 from tests.ui.conftest import VIEWER_PASSWORD, chromium
 
@@ -48,8 +48,7 @@ def loop(ui_server, mlflow_ui, demo_site, airflow_db) -> Loop:
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False))
     # 400 listings a day hold out 80 rows: let the gate judge them
     spec = write_spec(HOME / "pipelines", url, name=NAME, **{"min_holdout_rows: 200": "min_holdout_rows: 50"})
-    (DAGS / f"{NAME}.py").write_text(f"# airflow dag file\nfrom mlops_pack.dag_factory import build_dags\n"
-                                     f"globals().update(build_dags({str(spec)!r}))\n")
+    write_dag_file(spec, NAME)
     runs = {}
     for stage in ("ingest", "train", "score", "monitor"):
         if stage == "train":

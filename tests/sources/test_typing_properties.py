@@ -73,7 +73,8 @@ def read_sql(conn_id: str, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def scrape(table: pd.DataFrame, fmt: ValueFormat) -> tuple[pd.DataFrame, list[dict]]:
-    from mlops_pack.core.scrape import Page, collect_records, parse_page
+    from mlops_pack.core.page_parse import parse_page
+    from mlops_pack.core.scrape import Page, collect_records
 
     rows = "".join("<tr class='r'>" + "".join(f"<td class='{c}'>{html.escape(v)}</td>" for c, v in row.items())
                    + "</tr>" for row in table.to_dict(orient="records"))

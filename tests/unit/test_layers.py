@@ -14,11 +14,10 @@ FLOORS = {
     "core": 0,  # pure logic: no Airflow, no other room of the pack
     "__init__": 1, "settings": 1, "assets": 1,  # the version, [mlops] settings, asset names
     "hooks": 2, "notifications": 2,  # one hook per external system; alert notifiers
-    "triggers": 3, "links": 3,  # deferral triggers (over hooks); operator extra links (over hooks)
-    "ui": 4, "operators": 4,  # the health page and served files; the tasks
-    "sensors": 5,  # sensors reuse the operators' task base (see the note in the report of issue 19)
-    "dag_factory": 6,  # specs -> DAGs
-    "cli": 7, "plugin": 7, "provider": 7,  # entry points
+    "triggers": 3, "links": 3, "tasks": 3,  # deferral triggers, extra links (over hooks); the task base
+    "ui": 4, "operators": 4, "sensors": 4,  # the health page and served files; the tasks
+    "dag_factory": 5,  # specs -> DAGs
+    "cli": 6, "plugin": 6, "provider": 6,  # entry points
 }
 
 

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops_pack.operators.base import PipelineOperator, event_partition_keys
+from mlops_pack.operators.base import PipelineOperator
+from mlops_pack.tasks import event_partition_keys
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -145,7 +145,7 @@ class MlflowTrainOperator(MlflowOperator):
 
         from mlops_pack.assets import PipelineAssets
         from mlops_pack.core.retrain import decide, drifted_partitions
-        from mlops_pack.operators.base import event_partition_keys
+        from mlops_pack.tasks import event_partition_keys
 
         assets = PipelineAssets.of(self.spec.name)
         events = context.get("triggering_asset_events") or {}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
-from mlops_pack.operators.base import PipelineTaskMixin, check_spec_path
+from mlops_pack.tasks import PipelineTaskMixin, check_spec_path
 from mlops_pack.triggers.source_change import SourceChangeTrigger
 
 if TYPE_CHECKING:

@@ -19,8 +19,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def airflow_db():
     """A migrated Airflow metadata DB for dag.test()."""
-    for command in (["db", "migrate"], ["pools", "set", "mlops_registry", "1", "registry writes"]):
-        subprocess.run([sys.executable, "-m", "airflow", *command], check=True, capture_output=True, env=os.environ)
+    from mlops_pack.cli.runner import migrate_db
+
+    def migrate() -> None:
+        for command in (["db", "migrate"], ["pools", "set", "mlops_registry", "1", "registry writes"]):
+            subprocess.run([sys.executable, "-m", "airflow", *command], check=True, capture_output=True, env=os.environ)
+
+    migrate_db(env.HOME / "airflow.db", migrate)
     return env.HOME
 
 

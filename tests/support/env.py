@@ -40,6 +40,9 @@ def activate() -> Path:
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",
         "GIT_PYTHON_REFRESH": "quiet",
     })
+    # Every Airflow home of the run (xdist workers inherit this from the controller) starts from one
+    # migrated metadata DB per Airflow version: mlops_pack.cli.runner.migrate_db.
+    os.environ.setdefault("MLOPS_AIRFLOW_DB_CACHE", str(Path(tempfile.gettempdir()) / "mlops-test-airflow-db"))
     for path in (REPO / "plugins", REPO / "include"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))

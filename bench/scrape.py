@@ -99,7 +99,7 @@ def our_source(base: str, concurrency: int):
     return SourceSpec.model_validate({
         "start_urls": [f"{base}/listings/1"], "sitemaps": [f"{base}/sitemap.xml"], "allowed_hosts": [base[7:]],
         "record_selector": "article.listing", "key": "id", "max_pages": 100_000,
-        "max_concurrency_per_host": concurrency,
+        "max_concurrency_per_host": concurrency, "number_affixes": ["€", "m²"],
         "fields": {"id": {"selector": "::attr(data-id)"}, "city": {"selector": ".city::text"},
                    "area": {"selector": ".area::text", "type": "number"},
                    "rooms": {"selector": ".rooms::text", "type": "integer"},

@@ -5,22 +5,8 @@ import dataclasses
 import pytest
 from mlops_pack.core.scrape import ScrapeError, crawl
 from mlops_pack.core.spec import load_spec
-from mlops_pack.core.value_types import coerce
 
 from tests.support.specs import write_spec
-
-
-@pytest.mark.parametrize(("raw", "kind", "value"), [
-    ("€ 245,300", "number", 245300.0), ("72.5 m²", "number", 72.5), ("23 years", "integer", 23),
-    ("  ", "number", None), ("2026-11-01", "date", "2026-11-01"), (" Lyon ", "string", "Lyon"),
-])
-def test_coerce(raw, kind, value):
-    assert coerce(raw, kind) == value
-
-
-def test_coerce_rejects_garbage():
-    with pytest.raises(ValueError, match="'n/a' is not a number"):
-        coerce("n/a", "number")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from mlops_pack.core.value_types import ValueFormat, coerce, hint, keep_last, stored, type_column
 
 DMY = ValueFormat(date_formats=("%d/%m/%Y",))
+UNITS = ValueFormat(affixes=("€", "m²", "years"))
 
 
 @pytest.mark.parametrize(("raw", "kind", "value"), [
@@ -23,7 +24,7 @@ DMY = ValueFormat(date_formats=("%d/%m/%Y",))
     (float("nan"), "number", None), (12, "string", "12"),
 ])
 def test_values_that_read(raw, kind, value):
-    assert coerce(raw, kind) == value
+    assert coerce(raw, kind, UNITS) == value
 
 
 @pytest.mark.parametrize(("raw", "kind", "reason"), [
@@ -34,6 +35,10 @@ def test_values_that_read(raw, kind, value):
     (2.5, "integer", "is not an integer"), (float("inf"), "number", "not a finite number"),
     ("2026-02-30", "date", "not a calendar date"), (20261203, "date", "is not a date"),
     ("03/12/2026", "date", "'03/12/2026' is not an ISO date (YYYY-MM-DD) and source.date_formats is empty"),
+    # a number is never picked out of other text (issue 25)
+    ("price on request, ref #42", "number", "is not a number: the value must be one number"),
+    ("call 0612345678", "integer", "is not an integer"), ("(12)", "number", "is not a number"),
+    ("5-", "number", "is not a number"), ("72.5 m²", "number", "source.number_affixes (none)"),
 ])
 def test_values_that_are_refused_say_why(raw, kind, reason):
     with pytest.raises(ValueError) as err:
@@ -84,3 +89,14 @@ def test_hint_names_the_option_that_reads_the_samples():
     assert ambiguous.startswith("source.date_formats: ['%d/%m/%Y']") and "'%m/%d/%Y'" in ambiguous
     assert hint("number", ["1.234,5"]) == "source.decimal_separator: ',' and source.thousands_separator: '.'"
     assert "fix the values at the source" in hint("number", ["1e3"])
+    assert hint("number", ["€ 1,200", "€ 300"]) == "source.number_affixes: ['€'] (if that text is a currency or unit)"
+    assert hint("number", ["1.200,5 EUR"]) == ("source.decimal_separator: ',' and source.thousands_separator: '.' "
+                                               "and source.number_affixes: ['EUR'] (if that text is a currency or unit)")
+
+
+def test_affixes_are_stripped_once_on_each_side_and_only_whole_numbers_read():
+    assert coerce("€ 250,000", "number", UNITS) == 250000.0 and coerce("€250", "integer", UNITS) == 250
+    assert coerce("23 YEARS", "integer", UNITS) == 23  # affixes compare case-insensitively
+    for text in ("€ € 5", "5 m² m²", "m²", "€ 5 and 6", "about € 5"):
+        with pytest.raises(ValueError):
+            coerce(text, "number", UNITS)

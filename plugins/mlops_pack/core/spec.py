@@ -55,6 +55,9 @@ class _ValueOptions(_Strict):
     date_formats: list[str] = Field(default_factory=list, description="strptime formats tried after ISO "
                                     "8601 (YYYY-MM-DD, optionally with a time), e.g. '%d/%m/%Y'; any other "
                                     "date is refused, never guessed")
+    number_affixes: list[str] = Field(default_factory=list, description="currency and unit texts a number "
+                                      "may carry, one before and one after it (e.g. ['€', 'm²', 'km']); any "
+                                      "other text around a number refuses the value, never picks a number out")
 
     @model_validator(mode="after")
     def _number_format_is_unambiguous(self) -> _ValueOptions:

@@ -5,9 +5,11 @@ results all go through ``coerce`` (one value) or ``type_column`` (a column), wit
 ``decimal_separator``, ``thousands_separator`` and ``date_formats``. A value is either read exactly
 or refused with a reason, never guessed (docs/ingestion.md, "Values"):
 
-- ``number``/``integer``: text must hold exactly one number token (units around it are fine; ``1e3``,
-  ``0x1F``, ``1_000``, ``0,5`` are refused unless a separator option says otherwise); native numbers
-  (Parquet, SQL, JSON) are taken as they are when finite (an ``integer`` must be whole and 64-bit).
+- ``number``/``integer``: the text must be one number (``1e3``, ``0x1F``, ``1_000``, ``0,5`` are
+  refused unless a separator option says otherwise), with at most one of the source's
+  ``number_affixes`` (currency, unit: ``€``, ``m²``) before and after it; a number is never picked out
+  of other text (``call 0612345678``, ``(12)``, ``5-``). Native numbers (Parquet, SQL, JSON) are taken
+  as they are when finite (an ``integer`` must be whole and 64-bit).
 - ``date``: ISO 8601 (``YYYY-MM-DD``, optionally with a time) or a native date/timestamp; any other
   layout only through a ``date_formats`` entry. ``03/12/2026`` without one is refused, not guessed.
 
@@ -45,15 +47,17 @@ class ValueFormat:
     decimal: str = "."
     thousands: str = ","
     date_formats: tuple[str, ...] = ()
+    affixes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, source: Any) -> ValueFormat:
         """The options of a source spec (any kind)."""
-        return cls(source.decimal_separator, source.thousands_separator, tuple(source.date_formats))
+        return cls(source.decimal_separator, source.thousands_separator, tuple(source.date_formats),
+                   tuple(getattr(source, "number_affixes", ())))
 
     @property
     def numbers(self) -> NumberFormat:
-        return number_format(self.decimal, self.thousands)
+        return number_format(self.decimal, self.thousands, self.affixes)
 
 
 DEFAULT_FORMAT = ValueFormat()
@@ -111,35 +115,32 @@ def _native_date(raw: Any) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def number_format(decimal: str, thousands: str) -> NumberFormat:
-    return NumberFormat(decimal, thousands)
+def number_format(decimal: str, thousands: str, affixes: tuple[str, ...] = ()) -> NumberFormat:
+    return NumberFormat(decimal, thousands, affixes)
 
 
 class NumberFormat:
-    """Reads one number token in the spec's format. Runs per field of every record: kept lean."""
+    """Reads a value that is one number in the spec's format, with at most one of the spec's affixes
+    (currency, unit) before and one after it. Runs per field of every record: kept lean."""
 
-    __slots__ = ("decimal", "groups", "search")
+    __slots__ = ("affixes", "decimal", "full", "groups")
 
-    def __init__(self, decimal: str, thousands: str):
-        seps = "".join(re.escape(c) for c in sorted({".", ",", "'", decimal, thousands}) if c and c != " ")
+    def __init__(self, decimal: str, thousands: str, affixes: tuple[str, ...] = ()):
         group = "[ \u00a0\u202f]" if thousands == " " else re.escape(thousands)
         integer = f"(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)" if thousands else "[0-9]+"
-        # A sign or separator touching the token makes it part of something else (10-20, 0,5, x-5).
-        self.search = re.compile(f"(?<![\\w{seps}\\-\u2212])[-\u2212]?{integer}(?:{re.escape(decimal)}[0-9]+)?"
-                                 f"(?![\\w])(?![{seps}\\-\u2212]?[0-9])").search
+        self.full = re.compile(f"[-+\u2212]?{integer}(?:{re.escape(decimal)}[0-9]+)?").fullmatch
         self.groups = (" ", "\u00a0", "\u202f") if thousands == " " else (thousands,) if thousands else ()
         self.decimal = decimal
+        # Longest first: "m²" before "m"; compared case-insensitively ("EUR" and "eur").
+        self.affixes = tuple(sorted({a.strip() for a in affixes if a.strip()}, key=len, reverse=True))
 
     def parse(self, text: str, kind: str) -> float | int:
         if text.isdigit() and text.isascii() and len(text) < 16:  # the common bare count: no regex
             return int(text) if kind == "integer" else float(text)
-        match = self.search(text)
+        match = self.full(self.unwrapped(text))
         if match is None:
-            return _bad(text, kind)
-        # A second token can only start at a later digit; most values have none ("23 years", "4.1 km").
-        if ANY_DIGIT(text, match.end()) and self.search(text, match.end()) is not None:
-            raise ValueError(f"{text[:40]!r} holds more than one number")
-        token = match.group()
+            return self.refuse(text, kind)
+        token = match.group().lstrip("+")
         for sep in self.groups:
             token = token.replace(sep, "")
         if token[0] == "\u2212":
@@ -152,6 +153,27 @@ class NumberFormat:
         if number - number != 0:  # inf or nan: float() of 400 digits is inf
             raise ValueError(f"{text[:40]!r} is out of range (not a finite number)")
         return number
+
+    def unwrapped(self, text: str) -> str:
+        """``text`` without one leading and one trailing affix of the spec (and the space beside it)."""
+        for affix in self.affixes:
+            if len(affix) < len(text) and text[:len(affix)].casefold() == affix.casefold():
+                text = text[len(affix):].lstrip()
+                break
+        for affix in self.affixes:
+            if len(affix) < len(text) and text[-len(affix):].casefold() == affix.casefold():
+                text = text[:-len(affix)].rstrip()
+                break
+        return text
+
+    def refuse(self, text: str, kind: str) -> None:
+        """Why ``text`` is not read: a number with other text around it is never picked out of it
+        ("price on request, ref #42" is not 42)."""
+        if not ANY_DIGIT(text):
+            return _bad(text, kind)
+        named = f"source.number_affixes {list(self.affixes)}" if self.affixes else "source.number_affixes (none)"
+        raise ValueError(f"{text[:40]!r} is not {'an' if kind == 'integer' else 'a'} {kind}: the value must be "
+                         f"one number, with only the currency or unit affixes {named} around it")
 
 
 def _integer(text: str, token: str) -> int:
@@ -333,12 +355,33 @@ def hint(kind: str, samples: list[str]) -> str:
                     f"{', '.join(repr(f) for f in fits[1:])}: list the layout the source writes)")
         return "source.date_formats: the strptime layout these values are written in (e.g. ['%d/%m/%Y'])"
     if kind in ("number", "integer"):
-        for decimal, thousands in ((",", "."), (",", " "), (".", "'"), (".", "")):
-            parser = number_format(decimal, thousands)
-            if texts and all(_parses(parser, t, kind) for t in texts):
-                return f"source.decimal_separator: '{decimal}' and source.thousands_separator: '{thousands}'"
-        return "no option reads them: fix the values at the source (one number token; no exponent, hex or '_')"
+        affixes = _affixes_around(texts)
+        for decimal, thousands in ((".", ","), (",", "."), (",", " "), (".", "'"), (".", "")):
+            for extra in ((), affixes) if affixes else ((),):
+                parser = number_format(decimal, thousands, extra)
+                if (decimal, thousands, extra) != (".", ",", ()) and texts \
+                        and all(_parses(parser, t, kind) for t in texts):
+                    options = ([f"source.decimal_separator: '{decimal}' and source.thousands_separator: "
+                                f"'{thousands}'"] if (decimal, thousands) != (".", ",") else [])
+                    options += [f"source.number_affixes: {list(extra)} (if that text is a currency or unit)"] \
+                        if extra else []
+                    return " and ".join(options)
+        return "no option reads them: fix the values at the source (one number; no exponent, hex or '_')"
     return "no option applies"
+
+
+AROUND_NUMBER = re.compile(r"([^0-9]{0,12}?)\s*[-+\u2212]?[0-9](?:[0-9.,' \u00a0\u202f]*[0-9])?\s*([^0-9]{0,12})")
+
+
+def _affixes_around(texts: list[str]) -> tuple[str, ...]:
+    """The short texts before and after the one number in each of ``texts`` (``€ 1,200`` -> ``€``)."""
+    found: set[str] = set()
+    for text in texts:
+        match = AROUND_NUMBER.fullmatch(text)
+        if match is None:
+            return ()
+        found.update(part.strip() for part in match.groups() if part.strip())
+    return tuple(sorted(found))
 
 
 def _reads(text: str, fmt: str) -> bool:

@@ -45,6 +45,15 @@ def test_robots_disallow_is_obeyed_and_pagination_followed(site):
     assert all(h.get("User-Agent") == "airflow-mlops-pack" for _, h in site.hits)
 
 
+def test_dot_segment_spellings_of_a_disallowed_path_are_refused_and_never_requested(site):
+    # issue 25: /./private/x and /a/../private/x passed "Disallow: /private/"; the server received /private/x
+    spellings = ["/./private/x", "/page/../private/x", "/%2e%2e/private/x", "/page/%2E%2E/private/x"]
+    result = crawl(source_for(site, "/page/1", *spellings))
+    assert not [p for p in site.paths() if "private" in p]
+    [refused] = by_url(result, "/private/x")  # one page: the four spellings are one URL
+    assert refused["url"].endswith("/private/x") and "robots.txt disallows /private/x" in refused["reason"]
+
+
 def test_a_5xx_robots_txt_disallows_everything(site):
     site.robots = "5xx"
     with pytest.raises(ScrapeError, match="answered 503.*assume everything is disallowed") as err:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from mlops_pack.core.errors import MlopsError
+from mlops_pack.core.url_form import normalized_url
 from mlops_pack.core.url_policy import AddressRefused, UrlPolicy, guarded_resolver
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ class Fetcher:
         past the limit), aiohttp errors (or TimeoutError) when the network fails after the retries;
         ``network_errors()`` lists them all.
         """
-        current, headers = url, dict(conditional or {})
+        # The spelling checked below is the one requested: yarl would resolve /a/../private itself (url_form).
+        current, headers = normalized_url(url), dict(conditional or {})
         limit = self.source.max_redirects if max_redirects is None else max_redirects
         want = Want(content_types, keep_prefix or self.source.max_response_bytes, keep_prefix is not None)
         for hop in range(limit + 1):
@@ -229,7 +231,7 @@ class Fetcher:
             if fetched.status not in REDIRECT_STATUSES or not location:
                 return fetched
             self.stats["redirects"] += 1
-            current, headers = urljoin(current, location), {}
+            current, headers = normalized_url(urljoin(current, location)), {}
         raise TooManyRedirects(f"more than {limit} redirects from {url} (last: {current})")
 
     async def _check(self, url: str, check_robots: bool, first: bool) -> None:

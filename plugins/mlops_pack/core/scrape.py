@@ -15,10 +15,10 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urldefrag
 
 from mlops_pack.core.errors import MlopsError
 from mlops_pack.core.page_parse import parse_page
+from mlops_pack.core.url_form import normalized_url
 
 if TYPE_CHECKING:
     from mlops_pack.core.spec import SourceSpec
@@ -144,7 +144,7 @@ class Crawl:
                                  f"sitemaps not all read: {reason.split(': ', 1)[1]}")
 
     def enqueue(self, url: str, depth: int, seed: bool = False) -> None:
-        url = urldefrag(url)[0]
+        url = normalized_url(url)  # one spelling per page: robots.txt, the allow list and the request agree
         if url in self.pages or depth > self.source.max_depth:
             return
         if not seed and self.fetcher.policy.url_refusal(url):

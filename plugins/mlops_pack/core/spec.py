@@ -27,6 +27,7 @@ from pydantic import (
 from mlops_pack.core.errors import MlopsError
 from mlops_pack.core.metrics import METRICS
 from mlops_pack.core.outcome_metrics import CALIBRATION
+from mlops_pack.core.spec_yaml import SpecYamlError, read_yaml
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -675,8 +676,8 @@ def load_spec(path: str | Path) -> PipelineSpec:
     """The validated spec in ``path``; raises SpecError naming the file and each bad field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw = read_yaml(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, SpecYamlError) as exc:
         raise SpecError(f"{path}: cannot read pipeline spec: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a pipeline spec must be a mapping, got {type(raw).__name__}")

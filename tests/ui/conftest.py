@@ -61,6 +61,9 @@ def seed(root: Path) -> None:
     (root / "state" / "drift_signal.json").write_text('{"secret": "state is not served"}')
     (root.parent / "outside.txt").write_text("outside the pipeline")
     (root / "reports" / "escape").symlink_to(root.parent)
+    # links that stay inside the pipeline folder but leave the served area (issue 25, case 1)
+    (root / "reports" / "inner").symlink_to(root)
+    (root / "quarantine" / "promos").symlink_to(root / "promotions")
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = DEADLINE) -> None:

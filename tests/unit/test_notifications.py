@@ -87,6 +87,28 @@ def test_an_alert_is_delivered_by_email_and_webhook(smtp, webhook):
     assert payload["event"] == {"event": "drift", "share": 0.6}
 
 
+HOSTILE_REASON = ("slice regression beyond 5%: city=<!channel> <http://evil.example/login|Approve champion v3 here> "
+                  "rmse 9 vs 3 &amp; \u202etxt.exe")
+
+
+def test_scraped_values_in_an_alert_are_text_on_every_channel(smtp, webhook):
+    # issue 25, case 2: this reason reached the webhook verbatim, a channel-wide ping and a disguised link
+    from mlops_pack.notifications import send_alert
+
+    outcome = send_alert(alerts(), "rejected", "[shop] v3 rejected\nBcc: everyone@example.test",
+                         f"Reason: {HOSTILE_REASON}", {"reason": HOSTILE_REASON})
+    assert outcome == {"email": "sent", "webhook": "sent"}
+    text = webhook[-1][2]["text"]
+    assert "<" not in text and ">" not in text and "\u202e" not in text
+    assert ("city=&lt;!channel&gt; &lt;http://evil.example/login|Approve champion v3 here&gt; rmse 9 vs 3 "
+            "&amp;amp; txt.exe") in text
+    assert webhook[-1][2]["event"]["reason"] == HOSTILE_REASON  # the structured field keeps the value as data
+    _, message = smtp.messages[-1]
+    assert message["Subject"] == "[shop] v3 rejected Bcc: everyone@example.test" and message["Bcc"] is None
+    body = message.get_payload(decode=True).decode()
+    assert message.get_content_type() == "text/plain" and "city=<!channel>" in body and "\u202e" not in body
+
+
 def test_events_not_chosen_and_dead_channels_never_fail(smtp, webhook):
     from mlops_pack.notifications import send_alert
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
+from mlops_pack.core import alert_text
+
 if TYPE_CHECKING:
     from mlops_pack.core.spec import AlertsSpec
 
@@ -47,8 +49,8 @@ def send_email(conn_id: str, recipients: list[str], subject: str, body: str) -> 
     message = EmailMessage()
     message["From"] = extra.get("from") or conn.login or "airflow-mlops-pack@localhost"
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
-    message.set_content(body)
+    message["Subject"] = alert_text.subject_line(subject)
+    message.set_content(alert_text.plain(body))  # plain text: values in it are never markup
     timeout = float(extra.get("timeout", 30))
     smtp_class = smtplib.SMTP_SSL if extra.get("ssl") else smtplib.SMTP
     with smtp_class(conn.host or "localhost", int(conn.port or (465 if extra.get("ssl") else 25)),
@@ -64,7 +66,9 @@ def send_webhook(conn_id: str, subject: str, body: str, details: dict[str, Any])
     import urllib.request
 
     conn = _connection(conn_id)
-    payload = {"text": f"*{subject}*\n{body}", "event": details}
+    # Slack mrkdwn: the title bold, everything else shown as the text it is (core/alert_text.py).
+    payload = {"text": f"*{alert_text.slack(alert_text.subject_line(subject))}*\n{alert_text.slack(body)}",
+               "event": details}
     headers = {"Content-Type": "application/json"}
     if conn.password:  # a bearer token for webhooks that take one
         headers["Authorization"] = f"Bearer {conn.password}"

@@ -122,13 +122,18 @@ def safe_parts(path: str) -> list[str]:
     return parts
 
 
-def _contained(root: Any, target: Any) -> bool:
-    """On local storage, does ``target`` resolve (symlinks followed) inside ``root``?"""
+def _contained(root: Any, area: str, target: Any) -> bool:
+    """On local storage, does ``target`` resolve (symlinks followed) inside the served ``area`` of the
+    pipeline folder ``root``, itself the real folder of that name? Containment in the pipeline folder
+    would not do: a link in reports/ to ../state would serve state/, validated/ and promotions/."""
     if getattr(root, "protocol", "file") not in ("file", "local", ""):
         return True  # object stores have no symlinks; the segments were checked
     from pathlib import Path
 
-    base, found = Path(root.path).resolve(), Path(target.path).resolve()
+    base = Path(root.path).resolve() / area
+    if Path(root.path, area).resolve() != base:
+        return False  # the area itself is a link to somewhere else
+    found = Path(target.path).resolve()
     return found == base or base in found.parents
 
 
@@ -138,7 +143,7 @@ def pipeline_file(pipeline: str, path: str, user: Caller) -> Response:
     parts = safe_parts(path)
     root = pipeline_root(pipeline)
     target = root.joinpath(*parts)
-    if not _contained(root, target) or not target.exists():
+    if not _contained(root, parts[0], target) or not target.exists():
         raise HTTPException(404, "not found")
     if target.is_dir():
         return HTMLResponse(_listing(pipeline, parts, target), headers=PAGE_HEADERS)

@@ -115,6 +115,48 @@ def test_a_file_that_fails_validation_is_quarantined_and_publishes_nothing(airfl
     assert rejects[0]["kind"] == "field" and "'many' is not an integer" in rejects[0]["reason"]
 
 
+def test_bad_files_are_refused_alone_naming_file_and_column_and_the_good_ones_are_read(airflow_db, tmp_path):
+    # issue 25, cases 3 (a NUL byte cut "b\0 2" to "b"), 7 (a Parquet missing a column, a struct column,
+    # booleans for a number, mixed UTC offsets) and 9 (one bad file stopped the source for good)
+    name, inbox = "src_hostile", tmp_path / "in"
+    inbox.mkdir()
+    good = pd.DataFrame(day_rows(5))
+    good.to_csv(inbox / "a_good.csv", index=False)
+    lines = pd.DataFrame(day_rows(6)).to_csv(index=False).split("\n")
+    lines[1] = lines[1].replace(",", "\0 2,", 1)  # in the first data row's first column: the key
+    (inbox / "b_nul.csv").write_text("\n".join(lines))
+    pd.DataFrame(day_rows(7)).drop(columns=["area_m2"]).to_parquet(inbox / "c_missing.parquet", index=False)
+    struct = pd.DataFrame(day_rows(8))
+    struct["city"] = [{"name": c} for c in struct["city"]]
+    struct.to_parquet(inbox / "d_struct.parquet", index=False)
+    booleans = pd.DataFrame(day_rows(9))
+    booleans["price"] = [i % 2 == 0 for i in range(len(booleans))]
+    booleans.to_parquet(inbox / "e_bool.parquet", index=False)
+    spec = table_spec(tmp_path / "specs", name, {"kind": "files", "url": f"file://{inbox}", "pattern": "*"},
+                      partition={"column": "listed_on"})
+
+    run, states = run_ingest(spec, name)
+    assert states == {"read_files": "success", "validate": "success"}
+    found = manifests(name, "validated")
+    assert {k: m["rows"] for k, m in found.items()} == {"2026-11-05": 150}  # the good file, whole
+    event = validated_events(name)[-1]["scrape"]
+    assert event["files_read"] == 1 and event["files_refused"] == 4
+    rejects = [json.loads(line) for line in (DATA / name / "raw" / "2026-11-05" / "ingest_rejects.jsonl")
+               .read_text().splitlines()]
+    files = {r["origin"].rsplit("/", 1)[1]: r["reason"] for r in rejects if r["kind"] == "file"}
+    assert "line 2, column 'listing_id' holds a NUL byte" in files["b_nul.csv"]
+    assert "columns ['area_m2'] named in source.fields are missing" in files["c_missing.parquet"]
+    # a struct or booleans: the file's schema does not match, never text or 1.0/0.0
+    assert "column 'city' holds nested or binary values (dict), not string" in files["d_struct.parquet"]
+    assert "column 'price' holds booleans, not number" in files["e_bool.parquet"]
+
+    run, states = run_ingest(spec, name)  # the refused files are not read again until they change
+    assert states == {"read_files": "skipped", "validate": "skipped"}
+    good.to_csv(inbox / "b_nul.csv", index=False)  # fixed at the source: read again
+    run, states = run_ingest(spec, name)
+    assert states["read_files"] == "success" and validated_events(name)[-1]["scrape"]["files_read"] == 1
+
+
 def test_files_on_s3_through_the_amazon_connection(airflow_db, moto_url, tmp_path):
     require_s3fs()
     name = "src_s3"

@@ -63,7 +63,7 @@ def seed(root: Path) -> None:
     (root / "reports" / "escape").symlink_to(root.parent)
     # links that stay inside the pipeline folder but leave the served area (issue 25, case 1)
     (root / "reports" / "inner").symlink_to(root)
-    (root / "quarantine" / "promos").symlink_to(root / "promotions")
+    (root / "reports" / "promos").symlink_to(root / "promotions")
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = DEADLINE) -> None:

@@ -90,7 +90,7 @@ def test_health_page_shows_the_pipeline_escaped(server):
     "reports/drift/../../../outside.txt", "validated/2026-11-02/manifest.json", "%2Fetc%2Fpasswd",
     # a link inside a served area to elsewhere in the pipeline folder: a file, a folder listing
     "reports/inner/state/drift_signal.json", "reports/inner/validated/2026-11-02/manifest.json",
-    "reports/inner/", "reports/inner/state/", "quarantine/promos/", "quarantine/promos/2026-11-01T000000_v1.json",
+    "reports/inner/", "reports/inner/state/", "reports/promos/", "reports/promos/2026-11-01T000000_v1.json",
 ])
 def test_files_outside_the_served_areas_are_refused(server, path):
     base, token, _ = server

@@ -48,3 +48,27 @@ def test_non_iso_dates_are_refused_unless_the_spec_names_their_layout():
 def test_a_missing_column_is_named_with_its_origin():
     with pytest.raises(SourceColumnsError, match=r"a\.csv: columns \['Price'\] named in source.fields"):
         conform(pd.DataFrame({"id": ["a"], "rooms": [1], "day": ["2026-01-01"]}), FIELDS, "id", "a.csv")
+
+
+def test_a_typed_column_of_the_wrong_kind_is_a_schema_mismatch_naming_file_and_column():
+    from mlops_pack.core.columns import schema_mismatch, type_frame
+
+    assert schema_mismatch(pd.Series([True, False]), "number") == "holds booleans"
+    assert schema_mismatch(pd.Series([{"a": 1}, None, {"b": 2}]), "string") == "holds nested or binary values (dict)"
+    assert schema_mismatch(pd.Series([b"\x00", b"x"]), "string") == "holds nested or binary values (bytes)"
+    assert schema_mismatch(pd.Series(["a", {"a": 1}]), "string") is None  # mixed JSON values: judged one by one
+    assert schema_mismatch(pd.Series([True, False]), "string") is None
+    frame = pd.DataFrame({"id": ["a"], "Price": [True], "rooms": [1], "day": ["2026-11-02"]})
+    with pytest.raises(SourceColumnsError, match=r"f.parquet: column 'Price' holds booleans, not number"):
+        type_frame(frame, FIELDS, "f.parquet")
+
+
+def test_files_typed_one_by_one_keep_what_concatenating_them_first_would_convert():
+    from mlops_pack.core.columns import keep_last_rows, type_frame
+
+    a = pd.DataFrame({"id": ["a"], "Price": [10.5], "rooms": ["1"], "day": ["2026-11-02"]})
+    b = pd.DataFrame({"id": ["a", "b"], "Price": ["11", "7"], "rooms": [2, 3], "day": ["2026-11-02", "2026-11-03"]})
+    typed = [type_frame(f, FIELDS, name)[0] for f, name in ((a, "a.parquet"), (b, "b.csv"))]
+    rows, problems, stats = keep_last_rows(pd.concat(typed, ignore_index=True), "id", "in/*")
+    assert rows["price"].tolist() == [11.0, 7.0] and stats["duplicate_records"] == 1
+    assert problems[0]["reason"].startswith("duplicate key id='a'")

@@ -72,3 +72,19 @@ def test_a_message_may_name_only_files_of_the_source():
     for bad in ("s3://bucket/private/keys.csv", "../private/keys.csv", "day1.parquet", "file:///etc/passwd"):
         with pytest.raises(FileSourceError, match="refused"):
             requested_file(bad, BASE, "*.csv")
+
+
+def test_a_nul_byte_is_found_with_its_line_and_header_column():
+    from mlops_pack.core.file_source import nul_position
+
+    assert nul_position(b"id,city\na,x\nb\x00 2,y\n", b",") == (3, "id")
+    assert nul_position(b'"id";"city"\na;x\x00\n', b";") == (2, "city")
+    assert nul_position(b"id,city\na,x\n", b",") is None
+
+
+def test_a_refused_file_is_remembered_with_its_reason_until_it_changes():
+    bad = FileInfo("file:///in/b.csv", 10, 1.0)
+    state = remember(None, [FileInfo("file:///in/a.csv", 5, 1.0)], {bad.url: (bad, "NUL byte")})
+    assert state["files"][bad.url]["refused"] == "NUL byte"
+    assert changed_files([bad], state, 10) == []
+    assert changed_files([FileInfo(bad.url, 11, 2.0)], state, 10) == [FileInfo(bad.url, 11, 2.0)]

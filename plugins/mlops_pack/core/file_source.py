@@ -70,11 +70,30 @@ def changed_files(listing: list[FileInfo], state: dict[str, Any] | None, max_fil
     return todo[:max_files]
 
 
-def remember(state: dict[str, Any] | None, read: list[FileInfo]) -> dict[str, Any]:
-    """The file state after ``read`` were ingested (the others keep their fingerprints)."""
+def remember(state: dict[str, Any] | None, read: list[FileInfo],
+             refused: dict[str, tuple[FileInfo, str]] | None = None) -> dict[str, Any]:
+    """The file state after ``read`` were ingested and ``refused`` (url -> (file, reason)) were not: a
+    refused file is not read again until it changes, so it cannot stop the files beside it run after
+    run (the others keep their fingerprints)."""
     files = dict((state or {}).get("files", {}))
     files.update({f.url: f.fingerprint for f in read})
+    files.update({url: {**info.fingerprint, "refused": reason} for url, (info, reason) in (refused or {}).items()})
     return {"files": files}
+
+
+def nul_position(data: bytes, delimiter: bytes) -> tuple[int, str] | None:
+    """(line number, header column) of the first NUL byte in delimited text, or None. A NUL ends a
+    value in pandas' C parser without a word (``b\\0 2`` became ``b``, and that row then replaced the
+    good ``b`` row), so a file holding one is refused."""
+    at = data.find(b"\x00")
+    if at < 0:
+        return None
+    line_start = data.rfind(b"\n", 0, at) + 1
+    header = data[: data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace").split(
+        delimiter.decode())
+    index = data[line_start:at].count(delimiter)
+    column = header[index].strip().strip('"') if index < len(header) else f"#{index + 1}"
+    return data.count(b"\n", 0, at) + 1, column
 
 
 def file_format(url: str, declared: str | None) -> str:

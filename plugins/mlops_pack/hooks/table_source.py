@@ -73,22 +73,30 @@ class FileSourceHook(BaseHook):
         """The rows of one file as the format holds them: CSV cells as text, JSON and Parquet values as
         typed there. Nothing is converted here (pandas' date guessing included): typing is the spec's
         job (core/columns.py)."""
+        import io
+
         import pandas as pd
 
-        from mlops_pack.core.file_source import FileSourceError
+        from mlops_pack.core.file_source import FileSourceError, nul_position
 
         if info.size > max_bytes:
             raise FileSourceError(f"{info.url}: {info.size} bytes is over source.max_file_bytes={max_bytes}")
-        compression = "gzip" if info.url.endswith(".gz") else None
+        gzipped = info.url.endswith(".gz")
         try:
             with self.path(info.url).open("rb") as fh:
-                if fmt == "csv":
-                    return pd.read_csv(fh, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
-                                       compression=compression)
-                if fmt == "jsonl":
-                    return _json_lines(fh, info.url, gzipped=compression == "gzip")
-                return pd.read_parquet(fh)
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
+                if fmt == "parquet":
+                    return pd.read_parquet(fh)
+                data = _text_bytes(fh, info.url, gzipped, max_bytes)
+            nul = nul_position(data, delimiter.encode()) if fmt == "csv" else None  # JSON refuses raw NULs itself
+            if nul:
+                raise FileSourceError(f"{info.url}: line {nul[0]}, column {nul[1]!r} holds a NUL byte: refused (a "
+                                      "NUL silently cuts the value and key it is in)")
+            if fmt == "csv":
+                return pd.read_csv(io.BytesIO(data), sep=delimiter, dtype=str, keep_default_na=False, na_values=[""])
+            return _json_lines(data, info.url)
+        except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
+            if isinstance(exc, FileSourceError):
+                raise
             raise FileSourceError(f"{info.url}: cannot read it as {fmt}: {exc}") from exc
 
 
@@ -119,10 +127,23 @@ class SqlSourceHook(BaseHook):
             return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
 
 
-def _json_lines(fh: Any, url: str, *, gzipped: bool) -> pd.DataFrame:
+def _text_bytes(fh: Any, url: str, gzipped: bool, max_bytes: int) -> bytes:
+    """The file's text bytes, inflated when gzipped, never more than ``max_bytes`` of them (a gzip bomb
+    stops there with an error naming the file)."""
+    import gzip
+
+    from mlops_pack.core.file_source import FileSourceError
+
+    stream = gzip.GzipFile(fileobj=fh) if gzipped else fh
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileSourceError(f"{url}: inflates past source.max_file_bytes={max_bytes}: refused")
+    return data
+
+
+def _json_lines(data: bytes, url: str) -> pd.DataFrame:
     """One row per JSON object line, values as JSON typed them (read with ``json``: pandas' read_json
     would turn date-like columns into timestamps by guessing their layout)."""
-    import gzip
     import json
 
     import pandas as pd
@@ -130,7 +151,7 @@ def _json_lines(fh: Any, url: str, *, gzipped: bool) -> pd.DataFrame:
     from mlops_pack.core.file_source import FileSourceError
 
     rows = []
-    for number, line in enumerate(gzip.open(fh) if gzipped else fh, start=1):
+    for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -26,27 +26,30 @@ MAX_LISTED_FILES = 50  # file URLs carried in stats (XCom, manifest, asset event
 class TableIngestOperator(IngestOperator):
     """What file and SQL ingestion share: rows typed by the spec's fields, then the shared publishing."""
 
-    def write_raw(self, context: Context, frames: dict[str | None, list[pd.DataFrame]], stats: dict[str, Any],
-                  origin: str) -> dict[str, Any]:
-        """Type each group of frames (key None: the run's data key) and write its raw partitions."""
-        import pandas as pd
-
-        from mlops_pack.core.columns import SourceColumnsError, conform
+    def typed(self, frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, list[dict[str, Any]], int]:
+        """``frame`` typed by the spec's fields (core/columns.py); SourceColumnsError names ``origin``."""
+        from mlops_pack.core.columns import type_frame
         from mlops_pack.core.value_types import ValueFormat
 
-        source, fmt = self.spec.source, ValueFormat.of(self.spec.source)
-        reads, problems = [], []
-        totals = {"records_kept": 0, "records_quarantined": 0, "duplicate_records": 0, "field_problems": 0}
-        for requested, parts in frames.items():
-            raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-            try:
-                rows, found, counts = conform(raw, source.fields, source.key, origin, fmt)
-            except SourceColumnsError as exc:  # the data or the spec must change: a retry reads the same
-                raise AirflowFailException(f"{self.spec.name}: {exc}") from exc
+        return type_frame(frame, self.spec.source.fields, origin, ValueFormat.of(self.spec.source))
+
+    def write_raw(self, context: Context, reads: dict[str | None, list[pd.DataFrame]], problems: list[dict],
+                  stats: dict[str, Any], origin: str) -> dict[str, Any]:
+        """De-duplicate each group of typed frames (key None: the run's data key), in read order, and
+        write its raw partitions."""
+        import pandas as pd
+
+        from mlops_pack.core.columns import keep_last_rows
+
+        problems, kept_reads = list(problems), []
+        totals = {"records_kept": 0, "records_quarantined": 0, "duplicate_records": 0}
+        for requested, parts in reads.items():
+            rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            kept, found, counts = keep_last_rows(rows, self.spec.source.key, origin)
             problems.extend(found)
             totals = {k: totals[k] + counts[k] for k in totals}
-            reads.append((requested, rows))
-        return self.publish(context, reads, problems, {**stats, **totals}, origin=origin, merge_validated=True)
+            kept_reads.append((requested, kept))
+        return self.publish(context, kept_reads, problems, {**stats, **totals}, origin=origin, merge_validated=True)
 
     def requests(self, context: Context) -> list[dict[str, Any]]:
         """What the triggering events (queue messages, upstream or REST events) ask for (core/inbox.py)."""
@@ -71,7 +74,7 @@ class FileIngestOperator(TableIngestOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.file_source import changed_files, file_format, remember, requested_file
+        from mlops_pack.core.file_source import remember
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import FileSourceHook
 
@@ -81,6 +84,21 @@ class FileIngestOperator(TableIngestOperator):
         hook = FileSourceHook(source.url, conn_id=source.conn_id)
         state_path = self.storage.state(FILE_STATE)
         state = read_json(state_path) if state_path.exists() else None
+        plan = self.plan(context, hook, state)
+        typed, problems, read, refused, counts = self.read_files(hook, plan)
+        if not read:
+            self.refuse_all(context, problems, refused, state_path, state)
+        stats = {"files_read": len(read), **counts, "files_refused": len(refused),
+                 "files": [f.url for f in read][:MAX_LISTED_FILES]}
+        summary = self.write_raw(context, typed, problems, stats, origin=f"{source.url}{source.pattern}")
+        write_json(state_path, remember(state, read, refused))
+        return summary
+
+    def plan(self, context: Context, hook: Any, state: dict | None) -> dict[str | None, list]:
+        """Files to read by requested partition (None: the run's data key); skips the task when none."""
+        from mlops_pack.core.file_source import changed_files, requested_file
+
+        source = self.spec.source
         named = [r for r in self.requests(context) if r["files"]]
         plan: dict[str | None, list] = {}
         if named:
@@ -95,20 +113,48 @@ class FileIngestOperator(TableIngestOperator):
             raise AirflowSkipException(f"no new or changed file under {source.url}{source.pattern}")
         if None in plan:
             self.require_identity(self.data_key(context))  # fail before reading
-        frames, read, size = {}, [], 0
+        return plan
+
+    def read_files(self, hook: Any, plan: dict[str | None, list]) -> tuple[dict, list, list, dict, dict]:
+        """Read and type each planned file on its own: (typed frames by partition, problems, files read,
+        files refused as url -> (file, reason), counts). A bad file (unreadable, a NUL byte, a missing
+        or untypable column) is refused alone: the good files beside it are read."""
+        from mlops_pack.core.columns import SourceColumnsError
+        from mlops_pack.core.file_source import FileSourceError, file_format
+
+        source = self.spec.source
+        typed: dict[str | None, list] = {}
+        problems, read, refused = [], [], {}
+        counts = {"bytes": 0, "rows_read": 0, "field_problems": 0}
         for requested, infos in plan.items():
             for info in infos:
-                frame = hook.read(info, file_format(info.url, source.format), delimiter=source.csv_delimiter,
-                                  max_bytes=source.max_file_bytes)
+                try:
+                    frame = hook.read(info, file_format(info.url, source.format), delimiter=source.csv_delimiter,
+                                      max_bytes=source.max_file_bytes)
+                    rows, found, field_problems = self.typed(frame, info.url)
+                except (FileSourceError, SourceColumnsError) as exc:
+                    refused[info.url] = (info, str(exc))
+                    problems.append({"kind": "file", "origin": info.url, "reason": str(exc), **info.fingerprint})
+                    self.log.error("Refused %s: %s", info.url, exc)
+                    continue
                 self.log.info("Read %d rows from %s", len(frame), info.url)
-                frames.setdefault(requested, []).append(frame)
+                typed.setdefault(requested, []).append(rows)
+                problems.extend(found)
+                counts = {"bytes": counts["bytes"] + info.size, "rows_read": counts["rows_read"] + len(frame),
+                          "field_problems": counts["field_problems"] + field_problems}
                 read.append(info)
-                size += info.size
-        stats = {"files_read": len(read), "bytes": size, "rows_read": sum(len(f) for fs in frames.values() for f in fs),
-                 "files": [f.url for f in read][:MAX_LISTED_FILES]}
-        summary = self.write_raw(context, frames, stats, origin=f"{source.url}{source.pattern}")
-        write_json(state_path, remember(state, read))
-        return summary
+        return typed, problems, read, refused, counts
+
+    def refuse_all(self, context: Context, problems: list[dict], refused: dict, state_path: Any, state: Any) -> None:
+        """No file could be read: their reasons are kept (quarantine/_failed_reads/<run>/), the files are
+        remembered as refused (not read again until they change) and the task fails naming them."""
+        from mlops_pack.core.file_source import remember
+        from mlops_pack.core.storage import write_json
+
+        self.write_rejects(self.storage.partition("quarantine", "_failed_reads") / _safe(context["run_id"]), problems)
+        write_json(state_path, remember(state, [], refused))
+        reasons = "; ".join(reason for _, reason in list(refused.values())[:5])
+        raise AirflowFailException(f"{self.spec.name}: no file could be read ({len(refused)} refused): {reasons}")
 
 
 class SqlIngestOperator(TableIngestOperator):
@@ -121,6 +167,7 @@ class SqlIngestOperator(TableIngestOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.columns import SourceColumnsError
         from mlops_pack.core.sql_source import incremental_query, new_rows
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import SqlSourceHook
@@ -141,9 +188,14 @@ class SqlIngestOperator(TableIngestOperator):
         if fresh.empty:
             raise AirflowSkipException(f"no new row in {source.conn_id} since watermark "
                                        f"{(state or {}).get('watermark')}")
+        origin = f"query on {source.conn_id}"
+        try:
+            rows, problems, field_problems = self.typed(fresh, origin)
+        except SourceColumnsError as exc:  # the query or the spec must change: a retry reads the same
+            raise AirflowFailException(f"{self.spec.name}: {exc}") from exc
         stats = {"rows_read": len(frame), "rows_new": len(fresh), "watermark_before": (state or {}).get("watermark"),
-                 "watermark_after": next_state.get("watermark")}
-        summary = self.write_raw(context, {run_key: [fresh]}, stats, origin=f"query on {source.conn_id}")
+                 "watermark_after": next_state.get("watermark"), "field_problems": field_problems}
+        summary = self.write_raw(context, {run_key: [rows]}, problems, stats, origin=origin)
         write_json(state_path, next_state)
         return summary
 

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.9.30
 
-.PHONY: install demo test test-fast lint ui lock bench clean stack stack-down
+.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench clean stack stack-down
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -47,6 +47,9 @@ ui:
 		PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
 
 # Every extra (celery, postgres, amazon, dev) is locked: the demo, tests and native stack use them all.
+vendor-datadocs: $(PY)  # refresh the Data Docs assets the plugin serves (npm ci from their lock)
+	$(PY) deploy/vendor_datadocs.py
+
 lock: $(PY)
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
 

@@ -36,12 +36,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 def seed(root: Path) -> None:
     """A pipeline's storage as the loop leaves it, with scraped (hostile) values in it."""
     (root / "promotions").mkdir(parents=True)
-    for version, decision, rmse in (("1", "promoted", 120.0), ("2", "rejected", 130.0), ("3", "promoted", 100.0)):
+    # v1 first, judged alone; v2 (rejected) and v3 (promoted) each against v1 on their shared rows
+    for version, decision, rmse, after in (("1", "promoted", 120.0, "1"), ("2", "rejected", 130.0, "1"),
+                                           ("3", "promoted", 100.0, "3")):
+        before = None if version == "1" else "1"
+        paired = {"champion_metrics": {"rmse": 110.0, "r2": 0.88},
+                  "holdout": {"rows_used": 300, "rows_removed": 20, "source_rows": 320}} if before else {}
         (root / "promotions" / f"2026-11-0{version}T000000_v{version}.json").write_text(json.dumps({
             "model": PIPELINE, "version": version, "decision": decision, "reason": f"because {HOSTILE}",
-            "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": None, "champion_after": version,
-            "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95}],
-            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1"}))
+            "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": before, "champion_after": after,
+            "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95,
+                           "champion_ci": [104.0, 116.0], "challenger_ci": [rmse - 6, rmse + 6]}],
+            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1", **paired}))
     for key, share, cols in (("2026-11-01__v1", 0.0, []), ("2026-11-02__v3", 0.6, ["city", HOSTILE])):
         folder = root / "reports" / "drift" / key
         folder.mkdir(parents=True)
@@ -56,7 +62,10 @@ def seed(root: Path) -> None:
         {"success": False, "failed": 1, "evaluated": 5, "failures": [{"expectation": "not_null", "column": HOSTILE}]}))
     for key in ("2026-11-02", "2026-11-03"):
         (root / "reports" / "datadocs" / key).mkdir(parents=True)
-        (root / "reports" / "datadocs" / key / "index.html").write_text(f"<html>GX Data Docs {key}</html>")
+        (root / "reports" / "datadocs" / key / "index.html").write_text(  # what GX writes: assets from CDNs
+            f'<html><script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>GX Data Docs {key}<img src='
+            '"https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=1&dataContextId=x">'
+            '</html>')
     (root / "state").mkdir()
     (root / "state" / "drift_signal.json").write_text('{"secret": "state is not served"}')
     (root.parent / "outside.txt").write_text("outside the pipeline")
@@ -216,6 +225,6 @@ def get(url: str, token: str | None = None, cookie: str | None = None) -> tuple[
         headers["Cookie"] = f"_token={cookie}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
-            return answer.status, answer.read().decode(), answer.headers
+            return answer.status, answer.read().decode(errors="replace"), answer.headers
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(), exc.headers

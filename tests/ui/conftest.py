@@ -113,6 +113,41 @@ class UiServer:
     home: Path
 
 
+def api_server_env(home: Path, base: str, mlflow_url: str) -> dict[str, str]:
+    """The environment of an api-server at ``base`` with the pack's plugin, whose MLflow links redirect to
+    ``mlflow_url``: the test process's Airflow home (its metadata DB, storage and MLflow store)."""
+    return {**os.environ, "AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url,
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
+            "AIRFLOW__API__BASE_URL": base}
+
+
+def start_api_server(home: Path, env: dict[str, str], port: int, log_name: str) -> subprocess.Popen:
+    """An api-server on 127.0.0.1:``port``, once it answers."""
+    log = home / log_name
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(port), "--host", "127.0.0.1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", proc, log, "api-server")
+    return proc
+
+
+def start_mlflow_ui(home: Path, port: int, log_name: str) -> subprocess.Popen:
+    """A real MLflow UI (``mlflow server``) on the tests' MLflow store; not waited for."""
+    with (home / log_name).open("w") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"], "--default-artifact-root",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"], "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # the UI only: no job runner and its seven huey consumers
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
 @pytest.fixture(scope="package")
 def ui_server(airflow_db, tmp_path_factory):
     """The api-server with the pack's plugin (from its entry point only), SimpleAuthManager users
@@ -127,22 +162,11 @@ def ui_server(airflow_db, tmp_path_factory):
     port, mlflow_port = free_port(), free_port()
     base, mlflow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
     links = {"AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url}
-    env = {**os.environ, **links, "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
-           "AIRFLOW__CORE__AUTH_MANAGER":
-               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
-           "AIRFLOW__API__BASE_URL": base}
-    log = home / "api-server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(port), "--host", "127.0.0.1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    env = api_server_env(home, base, mlflow_url)
+    proc = start_api_server(home, env, port, "api-server.log")
     saved = {k: os.environ.get(k) for k in links}
     os.environ.update(links)
     try:
-        wait_for_http(f"{base}/api/v2/monitor/health", proc, log, "api-server")
         request = urllib.request.Request(f"{base}/auth/token", data=json.dumps(
             {"username": "admin", "password": PASSWORD}).encode(), headers={"Content-Type": "application/json"})
         token = json.loads(urllib.request.urlopen(request, timeout=30).read())["access_token"]
@@ -162,19 +186,11 @@ def mlflow_ui(ui_server):
 
     Yields a function that waits until it answers: it starts while the caller does other work.
     """
-    port = ui_server.mlflow_url.rsplit(":", 1)[1]
-    log = ui_server.home / "mlflow.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-             os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"], "--default-artifact-root",
-             os.environ["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"], "--host", "127.0.0.1", "--port", port,
-             "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            # the UI only: no job runner and its seven huey consumers
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    log = "mlflow.log"
+    proc = start_mlflow_ui(ui_server.home, int(ui_server.mlflow_url.rsplit(":", 1)[1]), log)
 
     def ready() -> str:
-        wait_for_http(f"{ui_server.mlflow_url}/health", proc, log, "mlflow server")
+        wait_for_http(f"{ui_server.mlflow_url}/health", proc, ui_server.home / log, "mlflow server")
         return ui_server.mlflow_url
 
     yield ready

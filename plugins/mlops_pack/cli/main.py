@@ -237,8 +237,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     airflow = runner.Airflow(home, api_port, state["pipelines"])
     mlflow_ui = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", runner.tracking_uri(home),
-         "--default-artifact-root", f"file://{home / 'mlartifacts'}", "--host", "127.0.0.1", "-p", str(mlflow_port)],
-        stdout=(home / "logs" / "mlflow-ui.out").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+         "--default-artifact-root", f"file://{home / 'mlartifacts'}", "--host", "127.0.0.1", "-p", str(mlflow_port),
+         "--workers", "1"],
+        stdout=(home / "logs" / "mlflow-ui.out").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**runner.caller_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # a UI: no job runner
     _stop_on_sigterm()
     airflow.start()
     try:
@@ -251,8 +253,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     finally:
         airflow.stop()
-        mlflow_ui.terminate()
-        mlflow_ui.wait(timeout=20)
+        _stop_group(mlflow_ui)
+
+
+def _stop_group(proc: Any) -> None:
+    """Stop a process started in a session of its own and everything in it (``mlflow ui``'s uvicorn
+    workers outlive their parent otherwise)."""
+    import os
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def cmd_spec_docs(args: argparse.Namespace) -> int:

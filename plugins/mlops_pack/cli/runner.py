@@ -56,7 +56,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Can a server listen on 127.0.0.1:``port``? (As servers do, with SO_REUSEADDR: a port whose last
+    connections linger in TIME_WAIT is free.)"""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

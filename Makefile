@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.9.30
 
-.PHONY: install demo test test-fast lint ui lock bench clean stack stack-down
+.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench clean stack stack-down
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -35,18 +35,19 @@ lint: $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR dags plugins tests
 
-# The demo's Airflow home in the web UI (http://localhost:28080, no login: demo only), with the MLflow
-# UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links point) for as long
-# as Airflow runs. The model health page: Browse > Model health (docs/ui.md).
+# The demo's Airflow home in the web UI (http://127.0.0.1:28080, no login: demo only), with the MLflow
+# UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links redirect) for as long
+# as Airflow runs; every server on 127.0.0.1. `make ui PORT_RANGE=29000-29009` moves them all to free
+# ports of that range. The model health page: Browse > Model health (docs/ui.md).
 MLFLOW_UI_PORT ?= 5000
 ui:
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/demo_home/mlflow.db \
-		--default-artifact-root file://$(CURDIR)/demo_home/mlartifacts --host 127.0.0.1 -p $(MLFLOW_UI_PORT) & \
-	MLFLOW_PID=$$!; trap 'kill $$MLFLOW_PID' EXIT INT TERM; \
-	AIRFLOW_HOME=$(CURDIR)/demo_home AIRFLOW__MLOPS__MLFLOW_UI_URL=http://127.0.0.1:$(MLFLOW_UI_PORT) \
-		PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/airflow standalone
+	$(VENV)/bin/mlops-pack ui --home $(CURDIR)/demo_home \
+		$(if $(PORT_RANGE),--port-range $(PORT_RANGE),--mlflow-port $(MLFLOW_UI_PORT))
 
 # Every extra (celery, postgres, amazon, dev) is locked: the demo, tests and native stack use them all.
+vendor-datadocs: $(PY)  # refresh the Data Docs assets the plugin serves (npm ci from their lock)
+	$(PY) deploy/vendor_datadocs.py
+
 lock: $(PY)
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
 

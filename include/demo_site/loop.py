@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -41,8 +42,9 @@ def set_site(site, **changes) -> None:
 
 
 def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str] | None = None,
-            paused: bool = False) -> Airflow:
-    """Write the Airflow home (config, spec copy pointed at the site), migrate it; returns its processes' handle."""
+            paused: bool = False, ports: runner.Ports | None = None) -> Airflow:
+    """Write the Airflow home (config, spec copy pointed at the site), migrate it; returns its processes' handle.
+    ``ports`` hands out the home's other ports (its log servers'; free ones by default)."""
     spec_dir = home / "pipelines"
     spec_dir.mkdir(parents=True, exist_ok=True)
     # The demo moves the site's days itself, so its copy of the spec has no nightly cron.
@@ -56,7 +58,8 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
     spec = spec_dir / f"{PIPELINE}.yaml"
     spec.write_text(spec_text)
     # Only this pipeline's DAGs: the home's own dags/ folder, one thin file for the copied spec.
-    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, {PIPELINE: spec}), paused=paused)
+    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, {PIPELINE: spec}),
+                        paused=paused, ports=ports)
     airflow = Airflow(home, api_port, [PIPELINE])
     print(f"[demo] Airflow home {home}; migrating the metadata DB ...", flush=True)
     mlflow_init = runner.init_mlflow(home, wait=False)  # both stores at once: each takes a while
@@ -68,11 +71,13 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
     return airflow
 
 
-def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float) -> dict:
+def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float,
+             ports: runner.Ports | None = None) -> dict:
     started = time.monotonic()
     # The demo's retrain policy: drift retrains (on the newest data, the shifted day); new data alone is
     # scored and monitored, so the drift retrain never re-trains the window new data already trained on.
-    airflow = prepare(home, site_port, api_port, spec_edits={"\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n"})
+    airflow = prepare(home, site_port, api_port, spec_edits={"\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n"},
+                      ports=ports)
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
     airflow.start()
     try:
@@ -107,8 +112,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=REPO / "demo_home")
     parser.add_argument("--records", type=int, default=2000, help="listings per demo day")
-    parser.add_argument("--site-port", type=int, default=8765)
-    parser.add_argument("--api-port", type=int, default=28080)
+    parser.add_argument("--site-port", type=int, help="the demo site's port (default 8765, or from --port-range)")
+    parser.add_argument("--api-port", type=int, help="Airflow api-server port (default AIRFLOW__API__PORT, 28080, "
+                        "or from --port-range)")
+    parser.add_argument("--port-range", help="START-END: every server of the demo (site, api-server, log servers) "
+                        "listens on 127.0.0.1 on a free port of this range")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds Airflow's start and each day's cascade may take before the demo gives up "
                              "(a loaded machine is slow, not broken: only a hang should reach it)")
@@ -116,7 +124,12 @@ def main() -> None:
     home = args.home.resolve()
     if home.exists():
         shutil.rmtree(home)
-    summary = run_loop(home, args.records, args.site_port, args.api_port, args.timeout)
+    ports = runner.Ports(runner.parse_port_range(args.port_range))
+    fixed = ports.span is None  # without a range: the ports the demo's docs name
+    api_port = runner.api_port(ports, args.api_port or (28080 if fixed and not os.environ.get("AIRFLOW__API__PORT")
+                                                        else None))
+    site_port = ports.take("the demo site", args.site_port or (8765 if fixed else None))
+    summary = run_loop(home, args.records, site_port, api_port, args.timeout, ports)
     print_summary(summary)
     retrained = [r for r in summary["runs"] if r["dag_id"] == f"{PIPELINE}__train"
                  and f"{PIPELINE}.drift" in r.get("triggered_by", []) and r.get("train_state") == "success"]

@@ -134,3 +134,12 @@ def test_the_champion_is_scored_only_on_rows_neither_model_trained_on(wine):
     assert record["champion_metrics"]["log_loss"] != pytest.approx(log_loss(holdout), rel=1e-6)
     interval = record["intervals"][0]
     assert interval["metric"] == "log_loss" and np.isfinite(interval["low"])
+
+    # The health page shows this very comparison: both models on the same clean rows, from the record.
+    from mlops_pack.ui.health import gather, render
+
+    html = render(gather(NAME, ObjectStoragePath(f"file://{HOME / 'data'}/{NAME}")))
+    assert f"v3 vs v1 ({(~seen).sum()} rows)" in html
+    assert f"<td>{(~seen).sum()} ({seen.sum()} removed)</td>" in html
+    low, high = interval["champion_ci"]
+    assert f"<td>{interval['champion']:.4g} [{low:.4g}, {high:.4g}]</td><td>{interval['challenger']:.4g} [" in html

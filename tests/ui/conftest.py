@@ -36,12 +36,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 def seed(root: Path) -> None:
     """A pipeline's storage as the loop leaves it, with scraped (hostile) values in it."""
     (root / "promotions").mkdir(parents=True)
-    for version, decision, rmse in (("1", "promoted", 120.0), ("2", "rejected", 130.0), ("3", "promoted", 100.0)):
+    # v1 first, judged alone; v2 (rejected) and v3 (promoted) each against v1 on their shared rows
+    for version, decision, rmse, after in (("1", "promoted", 120.0, "1"), ("2", "rejected", 130.0, "1"),
+                                           ("3", "promoted", 100.0, "3")):
+        before = None if version == "1" else "1"
+        paired = {"champion_metrics": {"rmse": 110.0, "r2": 0.88},
+                  "holdout": {"rows_used": 300, "rows_removed": 20, "source_rows": 320}} if before else {}
         (root / "promotions" / f"2026-11-0{version}T000000_v{version}.json").write_text(json.dumps({
             "model": PIPELINE, "version": version, "decision": decision, "reason": f"because {HOSTILE}",
-            "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": None, "champion_after": version,
-            "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95}],
-            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1"}))
+            "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": before, "champion_after": after,
+            "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95,
+                           "champion_ci": [104.0, 116.0], "challenger_ci": [rmse - 6, rmse + 6]}],
+            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1", **paired}))
     for key, share, cols in (("2026-11-01__v1", 0.0, []), ("2026-11-02__v3", 0.6, ["city", HOSTILE])):
         folder = root / "reports" / "drift" / key
         folder.mkdir(parents=True)
@@ -56,7 +62,10 @@ def seed(root: Path) -> None:
         {"success": False, "failed": 1, "evaluated": 5, "failures": [{"expectation": "not_null", "column": HOSTILE}]}))
     for key in ("2026-11-02", "2026-11-03"):
         (root / "reports" / "datadocs" / key).mkdir(parents=True)
-        (root / "reports" / "datadocs" / key / "index.html").write_text(f"<html>GX Data Docs {key}</html>")
+        (root / "reports" / "datadocs" / key / "index.html").write_text(  # what GX writes: assets from CDNs
+            f'<html><script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>GX Data Docs {key}<img src='
+            '"https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=1&dataContextId=x">'
+            '</html>')
     (root / "state").mkdir()
     (root / "state" / "drift_signal.json").write_text('{"secret": "state is not served"}')
     (root.parent / "outside.txt").write_text("outside the pipeline")
@@ -107,6 +116,41 @@ class UiServer:
     home: Path
 
 
+def api_server_env(home: Path, base: str, mlflow_url: str) -> dict[str, str]:
+    """The environment of an api-server at ``base`` with the pack's plugin, whose MLflow links redirect to
+    ``mlflow_url``: the test process's Airflow home (its metadata DB, storage and MLflow store)."""
+    return {**os.environ, "AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url,
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
+            "AIRFLOW__API__BASE_URL": base}
+
+
+def start_api_server(home: Path, env: dict[str, str], port: int, log_name: str) -> subprocess.Popen:
+    """An api-server on 127.0.0.1:``port``, once it answers."""
+    log = home / log_name
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(port), "--host", "127.0.0.1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", proc, log, "api-server")
+    return proc
+
+
+def start_mlflow_ui(home: Path, port: int, log_name: str) -> subprocess.Popen:
+    """A real MLflow UI (``mlflow server``) on the tests' MLflow store; not waited for."""
+    with (home / log_name).open("w") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"], "--default-artifact-root",
+             os.environ["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"], "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # the UI only: no job runner and its seven huey consumers
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
 @pytest.fixture(scope="package")
 def ui_server(airflow_db, tmp_path_factory):
     """The api-server with the pack's plugin (from its entry point only), SimpleAuthManager users
@@ -121,22 +165,11 @@ def ui_server(airflow_db, tmp_path_factory):
     port, mlflow_port = free_port(), free_port()
     base, mlflow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
     links = {"AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url}
-    env = {**os.environ, **links, "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
-           "AIRFLOW__CORE__AUTH_MANAGER":
-               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
-           "AIRFLOW__API__BASE_URL": base}
-    log = home / "api-server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(port), "--host", "127.0.0.1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    env = api_server_env(home, base, mlflow_url)
+    proc = start_api_server(home, env, port, "api-server.log")
     saved = {k: os.environ.get(k) for k in links}
     os.environ.update(links)
     try:
-        wait_for_http(f"{base}/api/v2/monitor/health", proc, log, "api-server")
         request = urllib.request.Request(f"{base}/auth/token", data=json.dumps(
             {"username": "admin", "password": PASSWORD}).encode(), headers={"Content-Type": "application/json"})
         token = json.loads(urllib.request.urlopen(request, timeout=30).read())["access_token"]
@@ -156,19 +189,11 @@ def mlflow_ui(ui_server):
 
     Yields a function that waits until it answers: it starts while the caller does other work.
     """
-    port = ui_server.mlflow_url.rsplit(":", 1)[1]
-    log = ui_server.home / "mlflow.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-             os.environ["AIRFLOW__MLOPS__MLFLOW_TRACKING_URI"], "--default-artifact-root",
-             os.environ["AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"], "--host", "127.0.0.1", "--port", port,
-             "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            # the UI only: no job runner and its seven huey consumers
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    log = "mlflow.log"
+    proc = start_mlflow_ui(ui_server.home, int(ui_server.mlflow_url.rsplit(":", 1)[1]), log)
 
     def ready() -> str:
-        wait_for_http(f"{ui_server.mlflow_url}/health", proc, log, "mlflow server")
+        wait_for_http(f"{ui_server.mlflow_url}/health", proc, ui_server.home / log, "mlflow server")
         return ui_server.mlflow_url
 
     yield ready
@@ -219,6 +244,6 @@ def get(url: str, token: str | None = None, cookie: str | None = None) -> tuple[
         headers["Cookie"] = f"_token={cookie}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
-            return answer.status, answer.read().decode(), answer.headers
+            return answer.status, answer.read().decode(errors="replace"), answer.headers
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(), exc.headers

@@ -27,6 +27,8 @@ ROUTES = ["/mlops/health", f"/mlops/health/{PIPELINE}", f"/mlops/health/dag/{PIP
           f"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html"]
 # Redirects to the MLflow UI (307, checked in test_extra_links_...): refused like every route without a login.
 REDIRECTS = [f"/mlops/mlflow/models/{PIPELINE}/versions/3", "/mlops/mlflow/runs/1/0123456789abcdef0123456789abcdef"]
+# The one route without a login: the vendored library files Data Docs pages load (test_data_docs_...).
+PUBLIC = ["/mlops/static/datadocs/jquery/dist/jquery.min.js"]
 
 
 def test_every_route_answers_a_logged_in_user(server):
@@ -49,7 +51,7 @@ def test_the_routes_checked_here_are_every_route_of_the_app():
     from mlops_pack import settings
     from mlops_pack.ui.app import app
 
-    paths = [route.removeprefix(settings.UI_PREFIX) for route in ROUTES + REDIRECTS]
+    paths = [route.removeprefix(settings.UI_PREFIX) for route in ROUTES + REDIRECTS + PUBLIC]
     unchecked = [route.path for route in app.routes if not any(route.path_regex.match(p) for p in paths)]
     assert unchecked == []  # FastAPI's own /docs, /redoc, /openapi.json included: they are off
 
@@ -74,7 +76,8 @@ def test_health_page_shows_the_pipeline_escaped(server):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "Current champion: <b>3</b>" in page
-    assert page.count("<svg") >= 3  # rmse and r2 per version, drift share
+    assert page.count("<svg") >= 3  # rmse and r2 of both models per decision, drift share per version
+    assert "v3 vs v1 (300 rows)" in page and "<td>110 [104, 116]</td><td>100 [94, 106]</td>" in page
     for expected in ("promoted", "rejected", "[1, 9] @0.95", "0.6", "city", "Quarantined partitions: <b>1</b>",
                      "Last validated partition: <b>2026-11-02</b>", '"/mlops/mlflow/models/uishop/versions/3"',
                      f'"/mlops/files/{PIPELINE}/reports/drift/2026-11-02__v3/report.html"',
@@ -97,6 +100,26 @@ def test_files_outside_the_served_areas_are_refused(server, path):
     status, body, _ = get(f"{base}/mlops/files/{PIPELINE}/{path}", token)
     assert status in (400, 403, 404), (path, status)
     assert "outside the pipeline" not in body and "state is not served" not in body
+
+
+def test_data_docs_pages_load_their_assets_from_the_plugin(server):
+    """A stored Data Docs page is served with GX's CDN URLs pointed at the plugin's vendored copies,
+    which answer without a login (a sandboxed page's requests carry no cookie) and with CORS for its
+    fonts; nothing but a vendored file is served there."""
+    from mlops_pack.ui.datadocs import vendored
+
+    base, token, _ = server
+    page = get(f"{base}/mlops/files/{PIPELINE}/reports/datadocs/2026-11-03/index.html", token)[1]
+    assert "https://code.jquery.com" not in page and "s3.us-east-2.amazonaws.com" not in page
+    assert '<script src="/mlops/static/datadocs/jquery/dist/jquery.min.js">' in page
+    assert '<img src="/mlops/static/datadocs/great_expectations/images/logo-long.png">' in page
+    for path in vendored():
+        status, _, headers = get(f"{base}/mlops/static/datadocs/{path}")
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*", path
+    assert get(f"{base}/mlops/static/datadocs/jquery/dist/jquery.min.js")[2]["Content-Type"].startswith(
+        "text/javascript")
+    for bad in ("package.json", "jquery/LICENSE.txt", "../app.py", "..%2F..%2Fapp.py", "jquery/dist/core.js"):
+        assert get(f"{base}/mlops/static/datadocs/{bad}")[0] == 404, bad
 
 
 def test_other_pipeline_names_are_refused(server):

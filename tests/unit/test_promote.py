@@ -37,6 +37,11 @@ def test_clear_win_promotes_with_an_interval_above_the_required_change():
     [interval] = result.intervals
     assert interval["metric"] == "rmse" and interval["low"] > 0
     assert interval["low"] <= interval["improvement"] <= interval["high"]
+    # each model's own value on the same rows, with its interval: what the health page draws side by side
+    assert interval["rows"] == N
+    assert interval["challenger_ci"][0] <= interval["challenger"] <= interval["challenger_ci"][1]
+    assert interval["champion_ci"][0] <= interval["champion"] <= interval["champion_ci"][1]
+    assert interval["challenger_ci"][1] < interval["champion_ci"][0]  # rmse ~5 vs ~10: apart
 
 
 def test_win_inside_the_noise_is_rejected_although_the_point_estimate_is_better():

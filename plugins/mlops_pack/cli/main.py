@@ -70,12 +70,14 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _airflow_for(home: Path, specs: dict[str, Path], spec_dir: Path, api_port: int) -> Any:
+def _airflow_for(home: Path, specs: dict[str, Path], spec_dir: Path, args: argparse.Namespace) -> Any:
     from mlops_pack.cli import runner
     from mlops_pack.core.spec import load_spec
 
     fresh = not (home / "airflow.db").exists()
-    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, specs))
+    ports = runner.Ports(args.port_range)
+    api_port = runner.api_port(ports, args.api_port)
+    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, specs), ports=ports)
     loaded = [load_spec(p) for p in specs.values()]
     needs_triggerer = any(s.schedule.wait_for_change or s.promotion.require_approval for s in loaded)
     airflow = runner.Airflow(home, api_port, list(specs), triggerer=needs_triggerer)
@@ -98,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     home = args.home.resolve()
     if args.fresh and home.exists():
         shutil.rmtree(home)
-    airflow = _airflow_for(home, specs, spec_dir, args.api_port or runner.free_port())
+    airflow = _airflow_for(home, specs, spec_dir, args)
     _stop_on_sigterm()
     airflow.start()
     try:
@@ -222,14 +224,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     home = args.home.resolve()
     state = runner.load_runner_state(home)
-    mlflow_port = args.mlflow_port or runner.free_port()
+    # The home's own ports unless told otherwise; links are paths and MLflow links redirect to the MLflow
+    # UI configured now, so pages and links of earlier runs follow the move.
+    ports = runner.Ports(args.port_range)
+    api_port = runner.api_port(ports, args.api_port or (None if ports.span else state["api_port"]))
+    mlflow_port = ports.take("the MLflow UI", args.mlflow_port)
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-    airflow = runner.Airflow(home, state["api_port"], state["pipelines"],
-                             extra_env={"AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url})
+    runner.write_config(home, api_port, Path(state["pipelines_dir"]), dags_folder=home / "dags", ports=ports,
+                        mlflow_ui_url=mlflow_url)
+    runner.save_runner_state(home, **{**state, "api_port": api_port, "api_url": f"http://127.0.0.1:{api_port}",
+                                      "mlflow_ui_url": mlflow_url})
+    airflow = runner.Airflow(home, api_port, state["pipelines"])
     mlflow_ui = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", runner.tracking_uri(home),
-         "--default-artifact-root", f"file://{home / 'mlartifacts'}", "--host", "127.0.0.1", "-p", str(mlflow_port)],
-        stdout=(home / "logs" / "mlflow-ui.out").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+         "--default-artifact-root", f"file://{home / 'mlartifacts'}", "--host", "127.0.0.1", "-p", str(mlflow_port),
+         "--workers", "1"],
+        stdout=(home / "logs" / "mlflow-ui.out").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**runner.caller_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # a UI: no job runner
     _stop_on_sigterm()
     airflow.start()
     try:
@@ -242,8 +253,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     finally:
         airflow.stop()
-        mlflow_ui.terminate()
-        mlflow_ui.wait(timeout=20)
+        _stop_group(mlflow_ui)
+
+
+def _stop_group(proc: Any) -> None:
+    """Stop a process started in a session of its own and everything in it (``mlflow ui``'s uvicorn
+    workers outlive their parent otherwise)."""
+    import os
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def cmd_spec_docs(args: argparse.Namespace) -> int:
@@ -257,6 +284,15 @@ def cmd_spec_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_range(text: str) -> range | None:
+    from mlops_pack.cli.runner import PortRangeError, parse_port_range
+
+    try:
+        return parse_port_range(text)
+    except PortRangeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-pack", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -268,7 +304,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="bring up Airflow for a folder of specs and drive the loop to a champion")
     run.add_argument("target", type=Path, help="a folder of pipeline specs, or one spec")
     run.add_argument("--home", type=Path, default=Path("mlops_home"), help="Airflow home (default ./mlops_home)")
-    run.add_argument("--api-port", type=int, default=0, help="Airflow api-server port (default: a free one)")
+    run.add_argument("--api-port", type=int, default=0,
+                     help="Airflow api-server port (default: AIRFLOW__API__PORT, else from --port-range or a free one)")
+    run.add_argument("--port-range", metavar="START-END", type=_port_range,
+                     help="every server of the home listens on 127.0.0.1 on a free port of this range")
     run.add_argument("--ingest", choices=("auto", "always", "never"), default="auto",
                      help="trigger ingest: auto = pipelines without a champion yet")
     run.add_argument("--until", choices=("champion", "quiet"), default="quiet",
@@ -288,7 +327,11 @@ def parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="Airflow UI and MLflow UI on an existing home")
     ui.add_argument("--home", type=Path, default=Path("mlops_home"))
-    ui.add_argument("--mlflow-port", type=int, default=0)
+    ui.add_argument("--api-port", type=int, default=0,
+                    help="Airflow api-server port (default: AIRFLOW__API__PORT, else the home's, or from --port-range)")
+    ui.add_argument("--mlflow-port", type=int, default=0, help="MLflow UI port (default: from --port-range or free)")
+    ui.add_argument("--port-range", metavar="START-END", type=_port_range,
+                    help="the api-server, MLflow UI and log servers listen on 127.0.0.1 on free ports of this range")
     ui.set_defaults(func=cmd_ui)
 
     docs = sub.add_parser("spec-docs", help="write the spec field reference in docs/spec.md from the model")

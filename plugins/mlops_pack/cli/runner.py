@@ -1,10 +1,16 @@
 """An Airflow of its own for a folder of pipeline specs: home, config, processes and a small REST client.
 
 Used by ``mlops-pack run`` / ``mlops-pack ui`` and by the demo driver (include/demo_site/loop.py).
-The home holds everything: ``airflow.cfg`` (SQLite metadata DB, LocalExecutor, free ports for the
+The home holds everything: ``airflow.cfg`` (SQLite metadata DB, LocalExecutor, ports for the
 api-server and the log servers), ``dags/`` with one thin DAG file per spec of the user's folder
-(so no other spec on the machine is loaded), the MLflow store and the pipelines' data. Only the
-home's ``airflow.cfg`` configures the processes: ``AIRFLOW__*`` variables of the caller are dropped.
+(so no other spec on the machine is loaded), the MLflow store and the pipelines' data.
+
+Every server binds to 127.0.0.1, on ports from the caller's ``--port-range START-END`` (:class:`Ports`)
+or free ones. The caller's ``AIRFLOW__*`` variables reach the processes and win over ``airflow.cfg`` as
+in any Airflow (``AIRFLOW__API__PORT`` picks the api-server's port), except those naming where a home
+is (:data:`HOME_SETTINGS`): another home's (a test process's, say) would point this one's processes there.
+The scheduler and triggerer serve no logs (``--skip-serve-logs``): Airflow's log server listens on every
+interface, and the api-server of a home reads its task logs from the home's own files.
 
 Standard library and httpx only at import: Airflow loads every module under plugins/.
 """
@@ -26,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from mlops_pack.core.errors import MlopsError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -34,10 +42,87 @@ TERMINAL = {"success", "failed"}
 RUNNER_FILE = "mlops-runner.json"
 
 
+# Where a home is: its airflow.cfg says so, and a caller's variable for one of these is not taken.
+HOME_SETTINGS = frozenset({
+    "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__UNIT_TEST_MODE",  # a test process's: would load Airflow's test configuration instead
+    "AIRFLOW__MLOPS__PIPELINES_DIR", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI",
+    "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"})
+
+
+class PortRangeError(MlopsError, ValueError):
+    """A ``--port-range`` that is malformed or has no free port left."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Can a server listen on 127.0.0.1:``port``? (As servers do, with SO_REUSEADDR: a port whose last
+    connections linger in TIME_WAIT is free.)"""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def parse_port_range(text: str | None) -> range | None:
+    """``"START-END"`` (both included, 1024..65535) -> a range; None for None or ""."""
+    if not text:
+        return None
+    start, sep, end = text.partition("-")
+    if not (sep and start.strip().isdigit() and end.strip().isdigit()):
+        raise PortRangeError(f"--port-range must be START-END (such as 28000-28099), got {text!r}")
+    low, high = int(start), int(end)
+    if not 1024 <= low <= high <= 65535:
+        raise PortRangeError(f"--port-range {text}: need 1024 <= START <= END <= 65535")
+    return range(low, high + 1)
+
+
+class Ports:
+    """Ports for a home's servers on 127.0.0.1: each from ``span`` (a :func:`parse_port_range`) when given,
+    else any free one; never the same port twice, never one something already listens on."""
+
+    def __init__(self, span: range | None = None):
+        self.span, self.given = span, set()
+
+    def take(self, what: str, wanted: int | None = None) -> int:
+        """A port for ``what`` (named in the error): ``wanted`` as it is (the user chose it), or a free one."""
+        if wanted:
+            self.given.add(wanted)
+            return wanted
+        if self.span is None:
+            while (port := free_port()) in self.given:
+                pass
+            self.given.add(port)
+            return port
+        for port in self.span:
+            if port not in self.given and port_is_free(port):
+                self.given.add(port)
+                return port
+        raise PortRangeError(f"--port-range {self.span.start}-{self.span.stop - 1}: no free port left for {what} "
+                             f"(taken here: {sorted(self.given)}); give a wider range")
+
+
+def caller_env() -> dict[str, str]:
+    """The caller's environment for a home's processes: every ``AIRFLOW__*`` variable but
+    :data:`HOME_SETTINGS`, and no MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI (``mlflow.set_tracking_uri``
+    exports them: they would point the processes' MLflow at the caller's registry)."""
+    return {k: v for k, v in os.environ.items()
+            if k not in HOME_SETTINGS and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+
+
+def api_port(ports: Ports, wanted: int | None = None) -> int:
+    """The api-server's port: ``wanted`` (``--api-port``), else the caller's ``AIRFLOW__API__PORT``, else
+    one from ``ports``."""
+    env = os.environ.get("AIRFLOW__API__PORT", "")
+    return ports.take("the api-server", wanted or (int(env) if env.isdigit() else None))
 
 
 def dag_ids(pipelines: list[str]) -> list[str]:
@@ -60,8 +145,11 @@ def write_dag_files(home: Path, specs: dict[str, Path]) -> Path:
 
 
 def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path, paused: bool = False,
-                 parallelism: int = 4) -> None:
+                 parallelism: int = 4, ports: Ports | None = None, mlflow_ui_url: str | None = None) -> None:
     """An airflow.cfg for the embedded default; Airflow fills in every other default.
+
+    Servers listen on 127.0.0.1: the api-server on ``api_port``, the log servers (when a caller turns
+    them on) on ports from ``ports``. ``mlflow_ui_url`` is where the plugin's MLflow links redirect.
 
     The plugins folder is the home's own: the pack registers through its ``airflow.plugins`` entry
     point, and a plugins folder holding the package (this checkout's plugins/) would make every task
@@ -70,6 +158,9 @@ def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path
     """
     home.mkdir(parents=True, exist_ok=True)
     jwt = secrets.token_hex(16)
+    ports = ports or Ports()
+    log_ports = ports.take("the worker log server"), ports.take("the triggerer log server")
+    mlflow_ui = f"mlflow_ui_url = {mlflow_ui_url}\n" if mlflow_ui_url else ""
     (home / "airflow.cfg").write_text(f"""[core]
 dags_folder = {dags_folder}
 plugins_folder = {home / 'plugins'}
@@ -88,8 +179,8 @@ base_url = http://127.0.0.1:{api_port}
 [api_auth]
 jwt_secret = {jwt}
 [logging]
-worker_log_server_port = {free_port()}
-trigger_log_server_port = {free_port()}
+worker_log_server_port = {log_ports[0]}
+trigger_log_server_port = {log_ports[1]}
 [scheduler]
 scheduler_heartbeat_sec = 2
 # A task whose process was killed is noticed within minutes, not Airflow's default five: supervisors
@@ -105,7 +196,7 @@ pipelines_dir = {spec_dir}
 storage_root = file://{home / 'mlops-data'}
 mlflow_tracking_uri = {tracking_uri(home)}
 mlflow_artifact_root = file://{home / 'mlartifacts'}
-""")
+{mlflow_ui}""")
 
 
 def tracking_uri(home: Path) -> str:
@@ -175,11 +266,7 @@ class Airflow:
         self.home, self.api_port, self.pipelines = home, api_port, list(pipelines)
         self.dags = dag_ids(self.pipelines)
         self.triggerer = triggerer
-        # Only airflow.cfg configures these processes: AIRFLOW__* variables of the caller would override it,
-        # and MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI (mlflow.set_tracking_uri exports them) would point the
-        # processes' MLflow at the caller's registry instead of this home's.
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("AIRFLOW__") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        self.env = caller_env()
         self.env.update(AIRFLOW_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                         GIT_PYTHON_REFRESH="quiet", **(extra_env or {}))
         self.procs: list[subprocess.Popen] = []
@@ -200,14 +287,19 @@ class Airflow:
 
         migrate_db(self.home / "airflow.db", migrate)
 
+    def components(self) -> list[tuple[str, list[str]]]:
+        """(name, ``airflow`` arguments) of each process :meth:`start` starts. No log servers: Airflow's
+        listens on every interface, and this home's api-server reads the task logs from its own files."""
+        components = [("api-server", ["api-server", "-p", str(self.api_port)]),
+                      ("scheduler", ["scheduler", "--skip-serve-logs"]), ("dag-processor", ["dag-processor"])]
+        if self.triggerer:
+            components.append(("triggerer", ["triggerer", "--skip-serve-logs"]))
+        return components
+
     def start(self) -> None:
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
-        components = [("api-server", ["api-server", "-p", str(self.api_port)]), ("scheduler", ["scheduler"]),
-                      ("dag-processor", ["dag-processor"])]
-        if self.triggerer:
-            components.append(("triggerer", ["triggerer"]))
-        for name, args in components:
+        for name, args in self.components():
             out = (logs / f"{name}.out").open("w")
             self.procs.append(subprocess.Popen([sys.executable, "-m", "airflow", *args], env=self.env,
                                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))

@@ -66,19 +66,23 @@ def bootstrap_interval(metric: str, y, challenger, champion, policy: PromotionSp
 
     sign = 1.0 if policy.direction(metric) == "higher" else -1.0
     rng = np.random.default_rng(policy.seed)
-    n, deltas = len(y), []
+    n, news, olds = len(y), [], []
     for start in range(0, policy.bootstrap_samples, 250):  # bounded memory: 250 resamples at a time
         idx = rng.integers(0, n, size=(min(250, policy.bootstrap_samples - start), n))
-        deltas.append(sign * (metric_samples(metric, y, challenger, idx) - metric_samples(metric, y, champion, idx)))
-    delta = np.concatenate(deltas)
+        news.append(metric_samples(metric, y, challenger, idx))
+        olds.append(metric_samples(metric, y, champion, idx))
+    new_s, old_s = np.concatenate(news), np.concatenate(olds)
     alpha = (1 - policy.confidence) / 2
-    low, high = np.nanquantile(delta, [alpha, 1 - alpha])
+    low, high = np.nanquantile(sign * (new_s - old_s), [alpha, 1 - alpha])
     old, new = point(metric, y, champion), point(metric, y, challenger)
     rule = policy.metrics[metric]
     required = max(rule.min_delta or 0.0, (rule.min_relative_delta or 0.0) * abs(old))
+    # Each model's own value on the same resamples too: what the health page draws side by side.
+    (old_low, old_high), (new_low, new_high) = (np.nanquantile(s, [alpha, 1 - alpha]) for s in (old_s, new_s))
     return {"metric": metric, "champion": old, "challenger": new, "improvement": sign * (new - old),
             "low": float(low), "high": float(high), "confidence": policy.confidence, "required": required,
-            "cleared": bool(low > required)}
+            "cleared": bool(low > required), "rows": n,
+            "champion_ci": [float(old_low), float(old_high)], "challenger_ci": [float(new_low), float(new_high)]}
 
 
 def slice_regressions(slices: pd.DataFrame | None, y, challenger, champion, policy: PromotionSpec) -> list[dict]:

@@ -1,10 +1,13 @@
 """The pack's FastAPI app, mounted by the plugin at ``/mlops`` on Airflow's api-server.
 
-Routes (each needs an Airflow login, see :func:`caller`):
+Routes (each but the static assets needs an Airflow login, see :func:`caller`):
 
 - ``GET /mlops/health``: the pipelines the caller may read; ``GET /mlops/health/<pipeline>``: its page.
 - ``GET /mlops/files/<pipeline>/<path>``: a file (or folder listing) under the pipeline's
   ``reports/`` or ``quarantine/`` storage; nothing else, no ``..``, no escape through symlinks.
+- ``GET /mlops/static/datadocs/<file>``: the scripts, styles, fonts and logo Data Docs pages load,
+  vendored (ui/datadocs.py; Data Docs pages are served with their CDN URLs pointed here). The one
+  route without a login: public library files only.
 - ``GET /mlops/mlflow/runs/<experiment>/<run>`` and ``/mlops/mlflow/models/<model>/versions/<n>``:
   a redirect to that page of the MLflow UI configured now (extra links are stored with the task, so
   they carry no MLflow host or port that a move would break).
@@ -30,6 +33,7 @@ from mlops_pack import settings
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")  # core.spec.NAME_PATTERN
 MLFLOW_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # experiment and run ids, model versions: nothing else in a URL
 SERVED_AREAS = ("reports", "quarantine")
+DATADOCS_ASSETS = f"{settings.UI_PREFIX}/static/datadocs"  # the vendored CDN files of Data Docs pages
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
 # Pages made here have no script: nothing but their inline style may load.
@@ -151,7 +155,12 @@ def pipeline_file(pipeline: str, path: str, user: Caller) -> Response:
     headers = dict(STORED_HTML_HEADERS if media in ("text/html", "image/svg+xml") else SECURITY_HEADERS)
     if not media.startswith(("text/", "application/json", "image/")):
         headers["Content-Disposition"] = f'attachment; filename="{parts[-1]}"'
-    return Response(target.read_bytes(), media_type=media, headers=headers)
+    content = target.read_bytes()
+    if parts[:2] == ["reports", "datadocs"] and media == "text/html":  # CDN assets from here: works offline
+        from mlops_pack.ui.datadocs import offline
+
+        content = offline(content.decode("utf-8", "replace"), settings.ui_base_path() + DATADOCS_ASSETS).encode()
+    return Response(content, media_type=media, headers=headers)
 
 
 def _listing(pipeline: str, parts: list[str], folder: Any) -> str:
@@ -160,6 +169,22 @@ def _listing(pipeline: str, parts: list[str], folder: Any) -> str:
                     "</li>" for c in sorted(folder.iterdir(), key=lambda c: c.name) if not c.name.startswith("."))
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(pipeline)}: {escape('/'.join(parts))}"
             f"</title></head><body><h1>{escape(pipeline)} / {escape('/'.join(parts))}</h1><ul>{items}</ul></body></html>")
+
+
+@app.get("/static/datadocs/{path:path}")
+def datadocs_asset(path: str) -> Response:
+    """A vendored script, stylesheet, font or image of the Data Docs pages (ui/datadocs.py): public
+    library files, the same for everyone, so no login; anything not vendored is 404. Pages served
+    sandboxed have an opaque origin: fonts and ``crossorigin`` scripts need the CORS header."""
+    from mlops_pack.ui.datadocs import asset
+
+    found = asset(path)
+    if found is None:
+        raise HTTPException(404, "not found")
+    media = mimetypes.guess_type(found.name)[0] or ("font/woff2" if found.suffix == ".woff2" else "text/plain")
+    return Response(found.read_bytes(), media_type=media,
+                    headers={"X-Content-Type-Options": "nosniff", "Access-Control-Allow-Origin": "*",
+                             "Cache-Control": "public, max-age=86400"})
 
 
 @app.get("/health/dag/{dag_id}", response_class=HTMLResponse)

@@ -1,5 +1,5 @@
-"""The model health page: one pipeline's champion history, metrics, realized performance, drift,
-validation and quarantine.
+"""The model health page: one pipeline's champion history, the gate's paired comparisons, realized
+performance, drift (each version against its own reference), validation and quarantine.
 
 Everything shown comes from the pipeline's storage (``promotions/``, ``performance/``,
 ``reports/drift/``, ``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlops_pack import settings
-from mlops_pack.ui.svg import line_chart
+from mlops_pack.ui.svg import line_chart, paired_chart
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}table{border-collapse:collapse;
 margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
@@ -126,29 +126,112 @@ def champion_section(data: dict[str, Any]) -> str:
             f"<table>{head}{''.join(rows)}</table>")
 
 
-def metrics_section(data: dict[str, Any]) -> str:
-    by_version: dict[str, dict[str, float]] = {}
-    for r in data["promotions"]:
-        for k, v in (r.get("challenger_metrics") or {}).items():
-            if isinstance(v, int | float):
-                by_version.setdefault(str(r.get("version")), {})[k] = float(v)
-    versions = sorted(by_version, key=lambda v: (len(v), v))
-    names = sorted({k for m in by_version.values() for k in m})
-    charts = [line_chart(f"{name} per version", [f"v{v}" for v in versions],
-                         {name: [by_version[v].get(name) for v in versions]}) for name in names]
-    return "<h2>Metrics per version (holdout)</h2>" + ("".join(charts) or '<p class="empty">No metrics yet.</p>')
+def _paired(r: dict[str, Any]) -> bool:
+    """Did this decision score a challenger and a champion on the same rows?"""
+    return isinstance(r.get("champion_metrics"), dict) and isinstance(r.get("challenger_metrics"), dict)
+
+
+def _rows_used(r: dict[str, Any]) -> Any:
+    holdout = r.get("holdout") if isinstance(r.get("holdout"), dict) else {}
+    return holdout.get("rows_used", r.get("holdout_rows"))
+
+
+def _value_ci(value: Any, ci: Any) -> str:
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        return f"{e(_num(value))} [{e(_num(ci[0]))}, {e(_num(ci[1]))}]"
+    return e(_num(value)) if value is not None else "-"
+
+
+def comparison_section(data: dict[str, Any]) -> str:
+    """Per decision, the gate's paired comparison: both models' metric on the same clean holdout rows
+    (neither trained on them), with bootstrap intervals. Different decisions judge on different rows,
+    so each is a group of its own: nothing compares one version's holdout with another's."""
+    decisions = [r for r in data["promotions"] if isinstance(r.get("challenger_metrics"), dict)
+                 and (_paired(r) or not r.get("champion_before"))]
+    if not decisions:
+        return '<h2>Gate comparisons</h2><p class="empty">No gate comparison yet.</p>'
+    names = list(dict.fromkeys(str(k) for r in decisions for k in r["challenger_metrics"]))
+    charts = []
+    for name in names:
+        groups = []
+        for r in filter(_paired, decisions):
+            interval = next((i for i in r.get("intervals") or [] if isinstance(i, dict) and i.get("metric") == name), {})
+            champion, challenger = r["champion_metrics"].get(name), r["challenger_metrics"].get(name)
+            if isinstance(champion, int | float) and isinstance(challenger, int | float):
+                old, new = interval.get("champion_ci") or (None, None), interval.get("challenger_ci") or (None, None)
+                groups.append((f"v{r.get('version')} vs v{r.get('champion_before')} ({_rows_used(r)} rows)",
+                               {"champion": (champion, *old), "challenger": (challenger, *new)}))
+        if groups:
+            charts.append(paired_chart(f"{name}: champion and challenger on the same rows, per decision", groups))
+    rows = "".join(_comparison_row(r, names) for r in decisions)
+    head = "".join(f"<th>{e(n)}: champion</th><th>{e(n)}: challenger</th>" for n in names)
+    return ("<h2>Gate comparisons (both models on the same rows)</h2><p>Each decision scores the challenger "
+            "and the champion on the same holdout rows, none of which either model trained on; values in "
+            "brackets are bootstrap intervals. Different decisions judge on different rows: compare within "
+            f"a decision, not across.</p>{''.join(charts)}<table><tr><th>decided at</th><th>challenger</th>"
+            f"<th>champion</th><th>shared rows</th>{head}<th>improvement [CI]</th><th>decision</th></tr>"
+            f"{rows}</table>")
+
+
+def _comparison_row(r: dict[str, Any], names: list[str]) -> str:
+    intervals = {i.get("metric"): i for i in r.get("intervals") or [] if isinstance(i, dict)}
+    cells = []
+    for name in names:
+        i = intervals.get(name, {})
+        old = _value_ci((r.get("champion_metrics") or {}).get(name), i.get("champion_ci")) if _paired(r) else "-"
+        cells.append(f"<td>{old}</td><td>{_value_ci(r['challenger_metrics'].get(name), i.get('challenger_ci'))}</td>")
+    holdout = r.get("holdout") if isinstance(r.get("holdout"), dict) else {}
+    removed = f" ({e(holdout.get('rows_removed'))} removed)" if holdout.get("rows_removed") else ""
+    champion = f"v{e(r.get('champion_before'))}" if _paired(r) else "none: first model, judged alone"
+    decision = str(r.get("decision", ""))
+    return (f"<tr><td>{e(_when(r.get('decided_at')))}</td><td>v{e(r.get('version'))}</td><td>{champion}</td>"
+            f"<td>{e(_rows_used(r))}{removed}</td>{''.join(cells)}<td>{_intervals(r)}</td>"
+            f"<td class=\"{e(decision)}\">{e(decision)}</td></tr>")
 
 
 def drift_section(data: dict[str, Any]) -> str:
+    """Each version's predictions against its own reference (the data it was trained on), one series per
+    version, and a sentence where a retrain left the drift in place."""
     drift, pipeline = data["drift"], data["pipeline"]
     threshold = next((d.get("threshold") for d in drift if isinstance(d.get("threshold"), int | float)), None)
-    chart = line_chart("drift share per report", [d["key"] for d in drift],
-                       {"share": [d.get("share") if isinstance(d.get("share"), int | float) else None
-                                  for d in drift]}, threshold=threshold)
+    keys = list(dict.fromkeys(_partition_of(d) for d in drift))
+    versions = sorted({str(d.get("model_version")) for d in drift}, key=lambda v: (len(v), v))
+    series = {}
+    for version in versions:
+        mine = {_partition_of(d): d.get("share") for d in drift if str(d.get("model_version")) == version}
+        series[f"v{version} vs its training data"] = [mine.get(k) if isinstance(mine.get(k), int | float) else None
+                                                      for k in keys]
+    chart = line_chart("drift share per partition, each version against its own reference", keys, series,
+                       threshold=threshold)
+    notes = "".join(f'<p class="fail">{e(note)}</p>' for note in drift_notes(data))
     rows = "".join(_drift_row(pipeline, d) for d in drift)
-    table = ("<table><tr><th>report</th><th>model version</th><th>drift share</th><th>drifted columns</th>"
-             f"<th>link</th></tr>{rows}</table>") if drift else ""
-    return f"<h2>Drift</h2>{chart}{table}"
+    table = ("<table><tr><th>report</th><th>model version (reference: its training data)</th><th>drift share</th>"
+             f"<th>drifted columns</th><th>link</th></tr>{rows}</table>") if drift else ""
+    return f"<h2>Drift</h2>{chart}{notes}{table}"
+
+
+def _partition_of(d: dict[str, Any]) -> str:
+    return str(d.get("key", "")).rsplit("__v", 1)[0]
+
+
+def drift_notes(data: dict[str, Any]) -> list[str]:
+    """Plain sentences for each champion a retrain after drift produced whose own predictions still drift."""
+    notes = []
+    for r in data["promotions"]:
+        version, before = str(r.get("version")), r.get("champion_before")
+        if r.get("decision") != "promoted" or not before:
+            continue
+        mine = [d for d in data["drift"] if str(d.get("model_version")) == version]
+        drifted_before = any(d.get("drift") for d in data["drift"] if str(d.get("model_version")) == str(before))
+        after_drift = "drift" in str(r.get("retrain_evidence") or "") or drifted_before
+        if mine and mine[-1].get("drift") and after_drift:
+            last = mine[-1]
+            notes.append(f"v{version} was trained after input drift, but its own predictions still drift from the "
+                         f"data it was trained on (share {_num(last.get('share'))} >= {_num(last.get('threshold'))} "
+                         f"on {_partition_of(last)}): the retrain could not remove the drift. v{version} learned "
+                         "from only part of the shift, since its training window still holds data from before it; "
+                         "the drift fades as later retrains take in more data from after the shift.")
+    return notes
 
 
 def _drift_row(pipeline: str, d: dict[str, Any]) -> str:
@@ -244,7 +327,7 @@ def validation_section(data: dict[str, Any]) -> str:
 
 def render(data: dict[str, Any]) -> str:
     name = data["pipeline"]
-    body = "".join(section(data) for section in (champion_section, metrics_section, outcomes_section,
+    body = "".join(section(data) for section in (champion_section, comparison_section, outcomes_section,
                                                  drift_section, validation_section))
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health: {e(name)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Model health: {e(name)}</h1>{body}</body></html>")

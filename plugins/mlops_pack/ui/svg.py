@@ -1,7 +1,8 @@
-"""Small line charts as inline SVG, generated server-side with every label escaped (no JS, no images)."""
+"""Small line and paired-value charts as inline SVG, generated server-side with every label escaped (no JS, no images)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 WIDTH, HEIGHT, PAD = 560, 200, 40
@@ -16,23 +17,11 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
         values.append(threshold)
     if not labels or not values:
         return f'<p class="empty">{escape(title)}: no data yet</p>'
-    low, high = min(values), max(values)
-    if high == low:  # one value (a first model): a band of 10% around it, not +-1 on an r2 of 0.9
-        pad = abs(low) * 0.1 or 1.0
-        low, high = low - pad, high + pad
+    y, parts = _frame(title, values)
 
     def x(i: int) -> float:
         return PAD + (WIDTH - 2 * PAD) * (i / max(len(labels) - 1, 1))
 
-    def y(v: float) -> float:
-        return HEIGHT - PAD + (PAD * 2 - HEIGHT) * (v - low) / (high - low)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}"><title>{escape(title)}</title>',
-             f'<text x="{PAD}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-             f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
-             f'<text x="2" y="{y(high) + 4:.1f}" font-size="10">{_fmt(high)}</text>',
-             f'<text x="2" y="{y(low) + 4:.1f}" font-size="10">{_fmt(low)}</text>']
     for i, label in enumerate(labels):
         parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 14}" font-size="9" text-anchor="middle">'
                      f'{escape(str(label))}</text>')
@@ -52,5 +41,55 @@ def line_chart(title: str, labels: list[str], series: dict[str, list[float | Non
     return "".join(parts)
 
 
+def _frame(title: str, values: list[float]) -> tuple[Callable[[float], float], list[str]]:
+    """(value -> y coordinate, the chart's opening parts: title, axis, lowest and highest value)."""
+    low, high = min(values), max(values)
+    if high == low:  # one value (a first model): a band of 10% around it, not +-1 on an r2 of 0.9
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+
+    def y(v: float) -> float:
+        return HEIGHT - PAD + (PAD * 2 - HEIGHT) * (v - low) / (high - low)
+
+    return y, [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{WIDTH}" height="{HEIGHT}" '
+               f'viewBox="0 0 {WIDTH} {HEIGHT}"><title>{escape(title)}</title>',
+               f'<text x="{PAD}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+               f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+               f'<text x="2" y="{y(high) + 4:.1f}" font-size="10">{_fmt(high)}</text>',
+               f'<text x="2" y="{y(low) + 4:.1f}" font-size="10">{_fmt(low)}</text>']
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
+
+
+def paired_chart(title: str, groups: list[tuple[str, dict[str, tuple[float, float | None, float | None]]]]) -> str:
+    """An SVG of side-by-side values with interval whiskers, one group per label and no line between groups.
+
+    ``groups`` holds (label, {series name: (value, low, high)}): the values of one group were measured
+    on the same rows, those of different groups were not, so nothing joins them.
+    """
+    values = [v for _, members in groups for point in members.values() for v in point if v is not None]
+    if not groups or not values:
+        return f'<p class="empty">{escape(title)}: no data yet</p>'
+    names = list(dict.fromkeys(name for _, members in groups for name in members))
+    y, parts = _frame(title, values)
+    step = (WIDTH - 2 * PAD) / len(groups)
+    for g, (label, members) in enumerate(groups):
+        centre = PAD + step * (g + 0.5)
+        parts.append(f'<text x="{centre:.1f}" y="{HEIGHT - PAD + 14}" font-size="9" text-anchor="middle">'
+                     f'{escape(str(label))}</text>')
+        for n, name in enumerate(names):
+            if name not in members:
+                continue
+            value, lo, hi = members[name]
+            colour, cx = COLOURS[n % len(COLOURS)], centre + 10 * (n - (len(names) - 1) / 2)
+            if lo is not None and hi is not None:
+                parts.append(f'<line x1="{cx:.1f}" y1="{y(lo):.1f}" x2="{cx:.1f}" y2="{y(hi):.1f}" '
+                             f'stroke="{colour}" stroke-width="2"/>')
+            parts.append(f'<circle cx="{cx:.1f}" cy="{y(value):.1f}" r="4" fill="{colour}"><title>'
+                         f'{escape(name)} {_fmt(value)}</title></circle>')
+    parts.extend(f'<text x="{PAD + 130 * n}" y="32" font-size="10" fill="{COLOURS[n % len(COLOURS)]}">'
+                 f'{escape(name)}</text>' for n, name in enumerate(names))
+    parts.append("</svg>")
+    return "".join(parts)

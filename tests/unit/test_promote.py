@@ -98,7 +98,7 @@ def test_spec_load_rejects_a_metric_that_does_not_fit_the_task_naming_the_field(
 
     gate = f"    {metric}: {{min_delta: 0.0}}"
     path = write_spec(tmp_path, "http://127.0.0.1:9", **{
-        "    rmse: {min_relative_delta: 0.0}": gate, "    r2: {min: 0.5}": "", "  target: price": f"  task: {task}\n  target: price",
+        "    rmse: {min_relative_delta: 0.0}": gate, "    r2: {min: 0.5}": "", "  task: regression": f"  task: {task}",
         "sklearn.ensemble.HistGradientBoostingRegressor":
             "sklearn.ensemble.HistGradientBoostingRegressor" if task == "regression"
             else "sklearn.ensemble.HistGradientBoostingClassifier"})

@@ -299,8 +299,16 @@ class ModelSpec(_Strict):
     target: str
     features: FeaturesSpec
     order_by: str | None = Field(default=None, description="column that orders rows in time for the holdout")
-    estimator: str = Field(description="dotted path of a scikit-learn estimator class")
-    params: dict[str, Any] = Field(default_factory=dict)
+    estimator: str | None = Field(default=None, description="dotted path of a scikit-learn estimator class, "
+                                  "behind the pack's preprocessing (impute + scale numeric, impute + one-hot "
+                                  "categorical); give this or pipeline")
+    pipeline: str | None = Field(default=None, description="your own model code instead: 'package.module:function' "
+                                 "(an installed package, or a module under the spec's folder or its parent, e.g. "
+                                 "include/), called as function(numeric=[...], categorical=[...], **params) and "
+                                 "returning an unfitted scikit-learn estimator or Pipeline; imported when a task "
+                                 "trains, never at DAG parse (`mlops-pack check` calls it)")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the estimator, or of "
+                                   "the pipeline function")
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1, description="share of the rows held out for the "
                                     "gate: the newest by order_by, or a stratified sample with stratify")
     stratify: bool = Field(default=False, description="classification: hold out a random sample with the "
@@ -310,11 +318,33 @@ class ModelSpec(_Strict):
 
     @field_validator("estimator")
     @classmethod
-    def _estimator_exists(cls, value: str) -> str:
-        problem = estimator_path_problem(value)
+    def _estimator_exists(cls, value: str | None) -> str | None:
+        problem = estimator_path_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_is_a_reference(cls, value: str | None) -> str | None:
+        from mlops_pack.core.user_code import ref_problem
+
+        problem = ref_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _estimator_or_pipeline(self) -> ModelSpec:
+        if (self.estimator is None) == (self.pipeline is None):
+            raise ValueError("model: give either estimator (the pack's preprocessing + that estimator) or pipeline "
+                             "(your own function), not " + ("both" if self.estimator else "neither"))
+        return self
+
+    @property
+    def code(self) -> str:
+        """What makes the model, for messages and the run's params: the pipeline function or the estimator."""
+        return str(self.pipeline or self.estimator)
 
     @model_validator(mode="after")
     def _stratify_needs_classes(self) -> ModelSpec:
@@ -631,6 +661,12 @@ class PipelineSpec(_Strict):
     @property
     def drift_columns(self) -> list[str]:
         return list(self.drift.columns or self.model.features.all)
+
+    @property
+    def code_dirs(self) -> list[Path]:
+        """Where ``model.pipeline`` modules are looked for besides sys.path: the spec's folder and its parent."""
+        folder = Path(self.spec_path).resolve().parent
+        return [folder, folder.parent]
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""

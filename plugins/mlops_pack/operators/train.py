@@ -76,7 +76,8 @@ class MlflowTrainOperator(MlflowOperator):
             context, lambda drifted: training_window(list(by_key), window, drifted), set(by_key), window)
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
-        trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics))
+        trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics),
+                      code_dirs=self.spec.code_dirs)
         self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
                       "(disjoint by key)", len(keys), keys, len(frame), frame[self.spec.source.key].nunique(),
                       self.spec.source.key, len(trained.train), len(trained.holdout))

@@ -327,9 +327,7 @@ class ModelSpec(_Strict):
     @field_validator("pipeline")
     @classmethod
     def _pipeline_is_a_reference(cls, value: str | None) -> str | None:
-        from mlops_pack.core.user_code import ref_problem
-
-        problem = ref_problem(value) if value is not None else None
+        problem = pipeline_ref_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
@@ -684,6 +682,13 @@ def estimator_path_problem(dotted: str) -> str | None:
         return f"estimator {dotted!r}: module {module_name!r} is not installed"
     if not re.search(rf"\b{re.escape(class_name)}\b", source):
         return f"estimator {dotted!r}: module {module_name!r} has no {class_name!r}"
+    return None
+
+
+def pipeline_ref_problem(ref: str) -> str | None:
+    """Why ``ref`` is not of the form ``package.module:function``, or None (checks text only, imports nothing)."""
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", ref):
+        return f"pipeline {ref!r} must be 'package.module:function' (e.g. my_models.price:build)"
     return None
 
 

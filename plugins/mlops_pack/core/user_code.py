@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,23 +25,15 @@ if TYPE_CHECKING:
 
     from mlops_pack.core.spec import ModelSpec
 
-PIPELINE_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-
-
 class UserCodeError(MlopsError, ValueError):
     """``model.pipeline`` cannot be imported, called, or returned something that is not an estimator."""
 
 
-def ref_problem(ref: str) -> str | None:
-    """Why ``ref`` is not of the form ``package.module:function``, or None (checks text only)."""
-    if not PIPELINE_REF.match(ref):
-        return f"pipeline {ref!r} must be 'package.module:function' (e.g. my_models.price:build)"
-    return None
-
-
 def import_function(ref: str, code_dirs: Iterable[Path] = ()) -> Callable[..., Any]:
     """The function ``ref`` names; ``code_dirs`` are added to sys.path (after what is there) first."""
-    problem = ref_problem(ref)
+    from mlops_pack.core.spec import pipeline_ref_problem
+
+    problem = pipeline_ref_problem(ref)
     if problem:
         raise UserCodeError(f"model.pipeline: {problem}")
     for folder in code_dirs:

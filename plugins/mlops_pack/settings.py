@@ -48,6 +48,12 @@ def default_tracking_uri() -> str:
     return _conf("mlflow_tracking_uri", f"sqlite:///{airflow_home() / 'mlflow.db'}")
 
 
+def search_storage() -> str:
+    """SQLAlchemy URL of the store holding search studies (``[mlops] search_storage``): every worker running
+    trials must reach it. Default: SQLite beside Airflow (one machine); a PostgreSQL database in production."""
+    return _conf("search_storage", f"sqlite:///{airflow_home() / 'search.db'}")
+
+
 def default_artifact_root() -> str:
     return _conf("mlflow_artifact_root", f"file://{airflow_home() / 'mlartifacts'}")
 

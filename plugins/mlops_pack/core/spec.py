@@ -284,14 +284,63 @@ class FeaturesSpec(_Strict):
         return [*self.numeric, *self.categorical]
 
 
-class SearchSpec(_Strict):
-    """Cross-validated hyperparameter search over the estimator's params (time-ordered folds)."""
+class RangeSpec(_Strict):
+    """A numeric range of a search space: drawn uniformly (of the log with ``log``), rounded with ``integer``."""
 
-    kind: Literal["grid", "random"] = "grid"
-    params: dict[str, list[Any]] = Field(min_length=1, description="estimator parameter -> candidate values")
-    cv: int = Field(default=3, ge=2)
-    n_iter: int = Field(default=10, ge=1, description="candidates tried by a random search")
-    scoring: str | None = Field(default=None, description="sklearn scorer name; default: the estimator's score")
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if not self.low < self.high:
+            raise ValueError(f"range low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class SearchSpec(_Strict):
+    """Hyperparameter search: trials as mapped tasks on the training queue, scored by cross-validation on the
+    training rows (never the holdout); the best is refit on the whole training set (core/search.py)."""
+
+    method: Literal["grid", "random", "tpe"] = Field(default="grid", description="grid: every combination of "
+                                                     "the listed values; random: seeded draws; tpe: Optuna's TPE "
+                                                     "(Bayesian), each trial learning from the finished ones")
+    space: dict[str, list[Any] | RangeSpec] = Field(min_length=1, description="parameter -> values to try, or a "
+                                                    "range {low, high, log, integer} (random, tpe); a parameter "
+                                                    "of the estimator by its name, or any set_params name of the "
+                                                    "pipeline (step__param)")
+    max_trials: int = Field(default=20, ge=1, le=500, description="trials run (random, tpe); a grid must not "
+                            "have more combinations")
+    trial_timeout_seconds: float = Field(default=600, gt=0, description="a trial still running after this is "
+                                         "recorded as timed out and the search goes on")
+    parallelism: int = Field(default=2, ge=1, le=64, description="trials running at once (on the training queue's "
+                             "workers)")
+    metric: str | None = Field(default=None, description="metric the trials are ranked on (core/metrics.py); "
+                               "default: the gate's primary metric")
+    cv: int = Field(default=3, ge=2, le=20, description="folds: time-ordered with order_by (no fold trains on "
+                    "a row newer than one it is scored on), stratified for classification, else shuffled k-fold")
+    seed: int = Field(default=0, description="seeds the folds, random draws and TPE")
+
+    @model_validator(mode="after")
+    def _space_fits_the_method(self) -> SearchSpec:
+        for name, dim in self.space.items():
+            if isinstance(dim, list) and not dim:
+                raise ValueError(f"model.search.space.{name}: lists no values")
+            if self.method == "grid" and not isinstance(dim, list):
+                raise ValueError(f"model.search.space.{name}: a grid search needs a list of values, not a range")
+        if self.method == "grid":
+            size = 1
+            for dim in self.space.values():
+                size *= len(dim)
+            if size > self.max_trials:
+                raise ValueError(f"model.search: the grid has {size} combinations, more than max_trials "
+                                 f"{self.max_trials}; raise max_trials or use method random or tpe")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"model.search.metric: unknown metric {self.metric!r}, use one of {sorted(METRICS)}")
+        return self
 
 
 class ModelSpec(_Strict):
@@ -650,6 +699,20 @@ class PipelineSpec(_Strict):
             raise ValueError(f"schedule.wait_for_change watches web pages; source.kind is {self.source.kind!r} "
                              "(files and SQL sources read only what is new at each run)")
         return self
+
+    @model_validator(mode="after")
+    def _search_metric_fits_the_task(self) -> PipelineSpec:
+        search = self.model.search
+        if search is not None and search.metric and METRIC_TASKS[search.metric] != self.model.task:
+            raise ValueError(f"model.search.metric: {search.metric!r} measures a {METRIC_TASKS[search.metric]} "
+                             f"model but model.task is {self.model.task!r}")
+        return self
+
+    @property
+    def search_metric(self) -> str:
+        """The metric search trials are ranked on: ``model.search.metric``, else the gate's primary one."""
+        search = self.model.search
+        return (search.metric if search and search.metric else None) or self.promotion.primary
 
     @property
     def outcome_metrics(self) -> list[str]:

@@ -151,10 +151,9 @@ def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
         raise TrainingError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
-        gate_metrics: list[str] | None = None, code_dirs: Iterable[Path] = ()) -> TrainedModel:
-    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest (or, with
-    ``model.stratify``, on a stratified random holdout).
+def split_window(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and holdout rows of the window ``df``: the older rows and the newest (or, with
+    ``model.stratify``, a stratified random holdout).
 
     With the record ``key`` the window is clean by construction: one row per key (the last, i.e.
     from the newest partition, wins) and a holdout that shares no key with training (checked).
@@ -173,34 +172,36 @@ def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
         train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
     if key is not None:
         check_disjoint(train, holdout, key)
-    pipeline, search = build_pipeline(model, code_dirs), None
-    if model.search is not None:
-        pipeline, search = tune(pipeline, train, model)
-    else:
-        pipeline.fit(train[model.features.all], train[model.target])
+    return train, holdout
+
+
+def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
+        gate_metrics: list[str] | None = None, code_dirs: Iterable[Path] = ()) -> TrainedModel:
+    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest (``split_window``)."""
+    train, holdout = split_window(df, model, key)
+    return fit_split(train, holdout, model, gate_metrics, code_dirs)
+
+
+def fit_split(train: pd.DataFrame, holdout: pd.DataFrame, model: ModelSpec, gate_metrics: list[str] | None = None,
+              code_dirs: Iterable[Path] = (), search: dict[str, Any] | None = None) -> TrainedModel:
+    """Fit the spec's pipeline on ``train`` (with a search's ``best_params`` set) and evaluate it on ``holdout``."""
+    pipeline = build_pipeline(model, code_dirs)
+    if search is not None:
+        pipeline = with_params(pipeline, search["best_params"])
+    pipeline.fit(train[model.features.all], train[model.target])
     check_gate_metrics(pipeline, model, list(gate_metrics or []))
     return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model), search, code_identity(model))
 
 
-def tune(pipeline, train: pd.DataFrame, model: ModelSpec) -> tuple[Any, dict[str, Any]]:
-    """Grid or random search with time-ordered folds (no fold trains on rows newer than it is scored on)."""
-    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, TimeSeriesSplit
+def with_params(pipeline: Any, params: dict[str, Any]) -> Any:
+    """``pipeline`` with search ``params`` set (an estimator parameter by its name, or any set_params name)."""
+    from mlops_pack.core.search import SearchFailed, estimator_params
 
-    spec = model.search
-    grid = {f"model__{name}": values for name, values in spec.params.items()}
-    folds = TimeSeriesSplit(n_splits=spec.cv)
-    if spec.kind == "grid":
-        search = GridSearchCV(pipeline, grid, cv=folds, scoring=spec.scoring)
-    else:
-        search = RandomizedSearchCV(pipeline, grid, n_iter=spec.n_iter, cv=folds, scoring=spec.scoring,
-                                    random_state=0)
     try:
-        search.fit(train[model.features.all], train[model.target])
-    except ValueError as exc:
-        raise TrainingError(f"model.search failed: {exc}") from exc
-    best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
-    return search.best_estimator_, {"kind": spec.kind, "best_params": best, "cv_score": float(search.best_score_),
-                                    "candidates": len(search.cv_results_["params"])}
+        names = estimator_params(list(params), list(pipeline.get_params(deep=True)))
+    except SearchFailed as exc:
+        raise TrainingError(str(exc)) from exc
+    return pipeline.set_params(**{names[k]: v for k, v in params.items()})
 
 
 def quiet_skops_module_lookup() -> None:

@@ -113,6 +113,8 @@ def test_check_calls_the_users_pipeline_function_and_names_its_code(tmp_path):
     ("tests.user_code.price_models:price_pipeline", "{depth: 3}", "failed when called with numeric=, categorical= "
      "and model.params ['depth']: TypeError"),
     ("tests/user_code/price_models.py", "{}", "must be 'package.module:function'"),
+    ("tests.user_code.price_models:price_pipeline\n  search: {space: {depth: [2, 3]}}", "{}",
+     "model.search.space: ['depth'] are not parameters of the model; it has ["),
 ])
 def test_check_refuses_a_pipeline_function_naming_it_and_the_reason(tmp_path, ref, params, reason):
     from mlops_pack.cli.explain import explain  # what `check` prints or refuses, without a process per case

@@ -139,6 +139,13 @@ def _user_code_lines(spec: PipelineSpec, path: str | Path) -> list[str]:
 
     try:
         built = build_pipeline(spec.model, spec.code_dirs)
+        if spec.model.search is not None:  # the space must name parameters the model has
+            from mlops_pack.core.search import SearchFailed, estimator_params
+
+            try:
+                estimator_params(list(spec.model.search.space), list(built.get_params(deep=True)))
+            except SearchFailed as exc:
+                raise UserCodeError(f"model.pipeline {spec.model.pipeline!r}: {exc}") from exc
     except UserCodeError as exc:
         raise SpecError(f"{path}: invalid pipeline spec:\n  {exc}") from None
     code = identity(spec.model.pipeline)

@@ -37,7 +37,6 @@ def setup(spec_path: str, train_path: str) -> None:
     """Worker start: the spec, the training rows and the heavy imports, once per process."""
     import pandas as pd
     import sklearn.ensemble  # noqa: F401 - warm
-
     from mlops_pack.core.spec import load_spec
 
     STATE["spec"] = load_spec(spec_path)
@@ -47,7 +46,6 @@ def setup(spec_path: str, train_path: str) -> None:
 def run_trial(trial: dict, storage: str, study: str) -> dict:
     """What a mapped trial task does with its trial: cross-validate, record it in the shared study."""
     import optuna
-
     from mlops_pack.core.search import cv_score, distributions, fold_indices, open_study
     from mlops_pack.core.train import build_pipeline, with_params
 
@@ -85,10 +83,10 @@ def main() -> None:
 
     import pandas as pd
     from demo_site.generator import SiteState, day_records
-
     from mlops_pack.core.search import planned_trials
     from mlops_pack.core.spec import load_spec
     from mlops_pack.core.train import split_window
+
     from tests.support.specs import write_spec
 
     folder = Path(tempfile.mkdtemp(prefix="bench-tune-"))

@@ -38,7 +38,13 @@ class MlflowTrainOperator(MlflowOperator):
     tagged ``data_partitions`` (its window) for that check, and ``retrain_evidence`` /
     ``retrain_reason`` with what made this run train (input drift, decay, schedule, new data...).
 
+    With ``model.search`` (operators/search.py) the window, split and training sets come from the plan
+    task (``search_plan``) and the model is the best of ``trials`` refit on the training set; the version
+    is tagged ``search_run_id`` (the search's parent run) and ``search_best_params``.
+
     :param window_partitions: override of ``model.window_partitions`` (templated; e.g. from Params).
+    :param search_plan: the search plan (XCom ``plan`` of ``plan_search``; templated), or None.
+    :param trials: the mapped trials' results (templated), with ``search_plan``.
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
     """
 

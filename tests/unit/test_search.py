@@ -140,3 +140,26 @@ def test_a_trial_past_its_time_or_failing_is_recorded_not_raised():
     assert status == FAILED and error == "ZeroDivisionError: division by zero"
     status, error = run_with_timeout(lambda: time.sleep(1), 0.05)
     assert status == TIMEOUT and "timed out after 0.05 s" in error
+
+
+def test_the_study_keeps_finished_trials_for_a_rerun_and_tpe_asks_within_the_space(tmp_path):
+    import optuna
+    from mlops_pack.core.search import distributions, finished_trial, open_study
+
+    search = ("    method: tpe\n    max_trials: 4\n    space:\n      max_iter: {low: 10, high: 50, integer: true}\n"
+              "      learning_rate: {low: 0.01, high: 0.3, log: true}\n      l2_regularization: [0.0, 1.0]\n")
+    space = distributions(dict(spec_with(tmp_path, search).model.search.space))
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    study = open_study(url, "listings-abc", direction="lower", seed=0, create=True)
+    asked = study.ask(space)
+    assert 10 <= asked.params["max_iter"] <= 50 and isinstance(asked.params["max_iter"], int)
+    assert 0.01 <= asked.params["learning_rate"] <= 0.3 and asked.params["l2_regularization"] in (0.0, 1.0)
+    asked.set_user_attr("slot", 0)
+    study.tell(asked, 12.5)
+    failed = study.ask(space)
+    failed.set_user_attr("slot", 1)
+    study.tell(failed, None, state=optuna.trial.TrialState.FAIL)
+    again = open_study(url, "listings-abc", direction="lower", seed=0)  # another worker, a later run
+    assert finished_trial(again, 0) == {"slot": 0, "params": asked.params, "score": 12.5, "status": "ok", "error": "",
+                                        "seconds": None, "reused": True, "fold_scores": []}
+    assert finished_trial(again, 1) is None  # a failed trial runs again

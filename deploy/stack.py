@@ -91,6 +91,11 @@ class StackConfig:
     def mlflow_db(self) -> str:
         return f"{self.db_prefix}_mlflow"
 
+    @property
+    def search_db(self) -> str:
+        """model.search: the Optuna studies every worker's trials share."""
+        return f"{self.db_prefix}_search"
+
     def pg_url(self, db: str, driver: str = "postgresql+psycopg2") -> str:
         e = self.endpoints
         auth = f"{e.pg_user}:{e.pg_password}" if e.pg_password else e.pg_user
@@ -137,6 +142,8 @@ def airflow_env(cfg: StackConfig) -> dict[str, str]:
         "AIRFLOW__MLOPS__STORAGE_ROOT": f"s3://{cfg.bucket}/mlops",
         "AIRFLOW__MLOPS__STORAGE_CONN_ID": "aws_default",
         "AIRFLOW__MLOPS__TRAINING_QUEUE": TRAINING_QUEUE,
+        "AIRFLOW__MLOPS__SEARCH_CONN_ID": "mlops_search",
+        "AIRFLOW_CONN_MLOPS_SEARCH": cfg.pg_url(cfg.search_db, "postgresql"),
         "AIRFLOW__MLOPS__MLFLOW_UI_URL": f"http://{e.mlflow_ui or e.mlflow}",
         # Task logs go to the bucket too: the api-server reads a finished task's log from S3, whichever
         # worker ran it, and no worker keeps a copy.
@@ -229,7 +236,7 @@ def _databases(cfg: StackConfig, create: bool) -> None:
     conn = _admin(cfg)  # autocommit: CREATE/DROP DATABASE refuse a transaction block
     try:
         with conn.cursor() as cur:
-            for db in (cfg.airflow_db, cfg.mlflow_db):
+            for db in (cfg.airflow_db, cfg.mlflow_db, cfg.search_db):
                 cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
                 if create:
                     cur.execute(f'CREATE DATABASE "{db}"')

@@ -188,8 +188,7 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     with _dag(spec, "train", _train_schedule(spec, assets),
               "train a challenger, judge it against the champion, promote it if it wins.",
               params=params, max_active_runs=1) as dag:
-        train = MlflowTrainOperator(task_id="train", window_partitions="{{ params.window_partitions }}",
-                                    queue=settings.training_queue(), **common)
+        train = _train_task(spec, common)
         version = "{{ ti.xcom_pull(task_ids='train')['version'] }}"
         if policy.require_approval:
             from mlops_pack.operators.approval import (
@@ -209,6 +208,24 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
         promote >> PublishChampionOperator(task_id="publish_champion", decision=promote.output, asset=assets.champion,
                                            **common)
     return dag
+
+
+def _train_task(spec: PipelineSpec, common: dict) -> Any:
+    """The task registering the challenger: ``train``, or with ``model.search`` the plan, its trials (mapped,
+    ``search.parallelism`` at once) and ``train`` refitting the best, all on the training queue."""
+    window, queue = "{{ params.window_partitions }}", settings.training_queue()
+    if spec.model.search is None:
+        return MlflowTrainOperator(task_id="train", window_partitions=window, queue=queue, **common)
+    from mlops_pack.operators.search import SearchPlanOperator, SearchTrialOperator, trial_timeout
+
+    plan = SearchPlanOperator(task_id="plan_search", window_partitions=window, queue=queue, **common)
+    trials = SearchTrialOperator.partial(
+        task_id="trial", plan=plan.output["plan"], queue=queue, max_active_tis_per_dag=spec.model.search.parallelism,
+        execution_timeout=trial_timeout(spec), **common).expand(trial=plan.output)
+    train = MlflowTrainOperator(task_id="train", search_plan=plan.output["plan"], trials=trials.output, queue=queue,
+                                **common)
+    plan >> trials >> train
+    return train
 
 
 def _rollback(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:

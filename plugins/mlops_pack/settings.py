@@ -48,6 +48,21 @@ def default_tracking_uri() -> str:
     return _conf("mlflow_tracking_uri", f"sqlite:///{airflow_home() / 'mlflow.db'}")
 
 
+def search_storage() -> str:
+    """SQLAlchemy URL of the store holding search studies, which every worker running trials must reach:
+    the Airflow connection ``[mlops] search_conn_id`` (a PostgreSQL database in production; its password
+    stays in the connection), else ``[mlops] search_storage``, else SQLite beside Airflow (one machine)."""
+    conn_id = _conf("search_conn_id", "")
+    if conn_id:
+        from airflow.sdk import BaseHook
+
+        uri = BaseHook.get_connection(conn_id).get_uri()
+        scheme, sep, rest = uri.partition("://")
+        # Airflow names the scheme postgres://, which SQLAlchemy 2 no longer accepts.
+        return f"postgresql+psycopg2://{rest}" if scheme in ("postgres", "postgresql") else uri
+    return _conf("search_storage", f"sqlite:///{airflow_home() / 'search.db'}")
+
+
 def default_artifact_root() -> str:
     return _conf("mlflow_artifact_root", f"file://{airflow_home() / 'mlartifacts'}")
 

@@ -82,3 +82,43 @@ def test_check_of_a_spec_with_labels_shows_the_outcome_dags_and_the_decay_rule(t
     assert "retrain on: drift, performance; drift only with decay evidence" in out
     assert ("labels: later validated partitions (their target); realized roc_auc, brier_score with at least 100 "
             "labelled rows; decay: roc_auc worse than 0.8 or CI worse than the holdout by more than 10%") in out
+
+
+OWN_CODE = {"  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n  params: {max_iter: 150, learning_rate: 0.1, "
+            "random_state: 0}": "  pipeline: {ref}\n  params: {params}"}
+
+
+def own_code_spec(tmp_path, ref, params="{}"):
+    from tests.support.specs import write_spec
+
+    [(old, new)] = OWN_CODE.items()
+    return write_spec(tmp_path, "http://127.0.0.1:9", **{old: new.format(ref=ref, params=params)})
+
+
+def test_check_calls_the_users_pipeline_function_and_names_its_code(tmp_path):
+    result = mlops_pack("check", str(own_code_spec(tmp_path, "tests.user_code.price_models:price_pipeline",
+                                                   "{max_iter: 20}")))
+    assert result.returncode == 0, result.stderr
+    assert "features with tests.user_code.price_models:price_pipeline" in result.stdout
+    assert "model code: tests.user_code.price_models:price_pipeline returns a Pipeline" in result.stdout
+    assert "tests/user_code/price_models.py sha256 " in result.stdout and ", git " in result.stdout
+
+
+@pytest.mark.parametrize(("ref", "params", "reason"), [
+    ("tests.user_code.nowhere:build", "{}", "module 'tests.user_code.nowhere' cannot be imported: "
+     "ModuleNotFoundError"),
+    ("tests.user_code.price_models:build", "{}", "module 'tests.user_code.price_models' has no 'build'"),
+    ("tests.user_code.price_models:not_a_model", "{}", "returned a builtins.list; it must return a scikit-learn "
+     "estimator or Pipeline"),
+    ("tests.user_code.price_models:price_pipeline", "{depth: 3}", "failed when called with numeric=, categorical= "
+     "and model.params ['depth']: TypeError"),
+    ("tests/user_code/price_models.py", "{}", "must be 'package.module:function'"),
+    ("tests.user_code.price_models:price_pipeline\n  search: {space: {depth: [2, 3]}}", "{}",
+     "model.search.space: ['depth'] are not parameters of the model; it has ["),
+])
+def test_check_refuses_a_pipeline_function_naming_it_and_the_reason(tmp_path, ref, params, reason):
+    from mlops_pack.cli.explain import explain  # what `check` prints or refuses, without a process per case
+
+    with pytest.raises(SpecError) as refused:
+        explain(own_code_spec(tmp_path, ref, params))
+    assert "model.pipeline" in str(refused.value) and reason in str(refused.value)

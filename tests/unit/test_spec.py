@@ -83,3 +83,26 @@ def test_labels_errors_name_the_field(tmp_path, labels, retrain, field, message)
     assert message in str(err.value)
     if field:
         assert f"  {field}:" in str(err.value)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n", "",
+     "model: give either estimator (the pack's preprocessing + that estimator) or pipeline (your own function), "
+     "not neither"),
+    ("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n",
+     "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n  pipeline: my_models.price:build\n", "not both"),
+    ("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n", "  pipeline: my_models.price.build\n",
+     "model.pipeline: pipeline 'my_models.price.build' must be 'package.module:function'"),
+])
+def test_model_names_one_estimator_or_one_pipeline_function(tmp_path, old, new, message):
+    with pytest.raises(SpecError) as refused:
+        load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{old: new}))
+    assert message in str(refused.value)
+
+
+def test_a_pipeline_function_is_not_imported_when_the_spec_is_read(tmp_path):
+    import sys
+
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{
+        "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n": "  pipeline: nowhere_pkg.models:build\n"}))
+    assert spec.model.pipeline == "nowhere_pkg.models:build" and "nowhere_pkg" not in sys.modules

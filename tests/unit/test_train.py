@@ -22,14 +22,17 @@ def test_time_ordered_holdout_is_the_newest_rows(tmp_path, frame):
     assert len(trained.holdout) == 120 and trained.metrics["r2"] > 0.5
 
 
-def test_random_search_uses_time_ordered_folds_and_reports_the_best(tmp_path, frame):
-    search = ("  window_partitions: 5\n  search:\n    kind: random\n    params: {max_iter: [10, 30], "
-              "learning_rate: [0.05, 0.2]}\n    cv: 2\n    n_iter: 3\n    scoring: neg_root_mean_squared_error\n")
-    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{"  window_partitions: 5\n": search}))
-    trained = fit(frame, spec.model)
-    assert trained.search["candidates"] == 3 and trained.search["kind"] == "random"
-    assert set(trained.search["best_params"]) == {"max_iter", "learning_rate"}
-    assert trained.pipeline.named_steps["model"].max_iter == trained.search["best_params"]["max_iter"]
+def test_a_search_result_is_refit_on_the_whole_training_set(tmp_path, frame):
+    from mlops_pack.core.train import fit_split, split_window
+
+    spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9"))
+    train, holdout = split_window(frame, spec.model)
+    search = {"kind": "grid", "best_params": {"max_iter": 20, "preprocess__numeric__impute__strategy": "mean"},
+              "cv_score": 1.0, "candidates": 2}
+    trained = fit_split(train, holdout, spec.model, search=search)
+    assert trained.pipeline.named_steps["model"].max_iter == 20
+    assert trained.pipeline.get_params()["preprocess__numeric__impute__strategy"] == "mean"
+    assert trained.pipeline.named_steps["model"].n_iter_ == 20 and len(trained.train) == len(train)
 
 
 def test_missing_columns_are_named(tmp_path, frame):

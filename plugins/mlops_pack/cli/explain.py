@@ -63,7 +63,8 @@ def explain(path: str | Path) -> str:
         lines.append(f"  {asset.uri:<32} name {asset.name:<24} emitted by {spec.name}__{producer}")
     model, gate = spec.model, spec.promotion
     lines += ["", "Model:",
-              f"  {model.task} of {model.target!r} from {len(model.features.all)} features with {model.estimator}",
+              f"  {model.task} of {model.target!r} from {len(model.features.all)} features with {model.code}",
+              *_user_code_lines(spec, path),
               f"  holdout: {model.holdout_fraction:.0%} "
               + ("stratified by class (seeded)" if model.stratify else
                  f"newest rows by {model.order_by!r}" if model.order_by else "last rows in scraped order"),
@@ -125,3 +126,31 @@ def _condition_text(condition: Any) -> str:
         return getattr(condition, "name", str(condition))
     joiner = " & " if type(condition).__name__ == "AssetAll" else " | "
     return "(" + joiner.join(_condition_text(p) for p in parts) + ")" if len(parts) > 1 else _condition_text(parts[0])
+
+
+def _user_code_lines(spec: PipelineSpec, path: str | Path) -> list[str]:
+    """``model.pipeline`` imported and called as a train task would: SpecError naming it and the reason
+    when it cannot be, or returns something that is not an estimator for the task."""
+    if not spec.model.pipeline:
+        return []
+    from mlops_pack.core.spec import SpecError
+    from mlops_pack.core.train import build_pipeline
+    from mlops_pack.core.user_code import UserCodeError, identity
+
+    try:
+        built = build_pipeline(spec.model, spec.code_dirs)
+        if spec.model.search is not None:  # the space must name parameters the model has
+            from mlops_pack.core.search import SearchFailed, estimator_params
+
+            try:
+                estimator_params(list(spec.model.search.space), list(built.get_params(deep=True)))
+            except SearchFailed as exc:
+                raise UserCodeError(f"model.pipeline {spec.model.pipeline!r}: {exc}") from exc
+    except UserCodeError as exc:
+        raise SpecError(f"{path}: invalid pipeline spec:\n  {exc}") from None
+    code = identity(spec.model.pipeline)
+    lines = [f"  model code: {spec.model.pipeline} returns a {type(built).__name__}",
+             f"    file {code.get('code.file', '?')} sha256 {code.get('code.sha256', '?')[:12]}"
+             + (f", {code['code.package']}" if "code.package" in code else "")
+             + (f", git {code['code.git_commit'][:10]}" if "code.git_commit" in code else "")]
+    return lines

@@ -48,12 +48,11 @@ NOTES = {
     "model.task": "`regression` or `classification` (binary or multiclass)",
     "model.target": "scraped column predicted",
     "model.features": "scraped columns the model reads",
-    "model.features.numeric": "numeric columns (median-imputed, standardised)",
-    "model.features.categorical": "categorical columns (mode-imputed, one-hot encoded; unknown values ignored)",
-    "model.params": "estimator keyword arguments",
-    "model.search": "optional grid or random hyperparameter search ([promotion.md](promotion.md))",
-    "model.search.kind": "`grid` or `random`",
-    "model.search.cv": "number of time-ordered folds",
+    "model.features.numeric": "numeric columns (with model.estimator: median-imputed, standardised)",
+    "model.features.categorical": "categorical columns (with model.estimator: mode-imputed, one-hot encoded; "
+                                  "unknown values ignored)",
+    "model.search": "optional hyperparameter search: trials as mapped tasks, cross-validated on the training rows, "
+                    "the best refit ([tutorial.md](tutorial.md#your-own-model-code-and-a-search))",
     "retrain": "when the train DAG trains a challenger (see Retrain policy below)",
     "promotion": "the gate a challenger must pass to become champion ([promotion.md](promotion.md))",
     "promotion.metrics.<metric>.min": "the challenger's value must be at least this",

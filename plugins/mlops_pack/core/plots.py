@@ -56,3 +56,26 @@ def review_figures(pipeline: Any, holdout: pd.DataFrame, model: ModelSpec) -> di
     for fig in figures.values():
         fig.tight_layout()
     return figures
+
+
+def search_figure(table: pd.DataFrame, metric: str) -> Any:
+    """A scatter per search parameter of the trials' cross-validated ``metric`` (failed trials left out);
+    None when no trial has a score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = table[table["status"] == "ok"] if len(table) else table
+    params = [c for c in table.columns if c.startswith("param.")]
+    if done.empty or not params:
+        return None
+    fig, axes = plt.subplots(1, len(params), figsize=(4 * len(params), 3.5), squeeze=False)
+    for ax, column in zip(axes[0], params, strict=True):
+        values = done[column]
+        numeric = values.map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all()
+        ax.scatter(values if numeric else values.astype(str), done["score"], s=18)
+        ax.set(xlabel=column.removeprefix("param."), ylabel=f"cv {metric}")
+    fig.suptitle(f"Search trials: cross-validated {metric} by parameter")
+    fig.tight_layout()
+    return fig

@@ -288,14 +288,63 @@ class FeaturesSpec(_Strict):
         return [*self.numeric, *self.categorical]
 
 
-class SearchSpec(_Strict):
-    """Cross-validated hyperparameter search over the estimator's params (time-ordered folds)."""
+class RangeSpec(_Strict):
+    """A numeric range of a search space: drawn uniformly (of the log with ``log``), rounded with ``integer``."""
 
-    kind: Literal["grid", "random"] = "grid"
-    params: dict[str, list[Any]] = Field(min_length=1, description="estimator parameter -> candidate values")
-    cv: int = Field(default=3, ge=2)
-    n_iter: int = Field(default=10, ge=1, description="candidates tried by a random search")
-    scoring: str | None = Field(default=None, description="sklearn scorer name; default: the estimator's score")
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if not self.low < self.high:
+            raise ValueError(f"range low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+class SearchSpec(_Strict):
+    """Hyperparameter search: trials as mapped tasks on the training queue, scored by cross-validation on the
+    training rows (never the holdout); the best is refit on the whole training set (core/search.py)."""
+
+    method: Literal["grid", "random", "tpe"] = Field(default="grid", description="grid: every combination of "
+                                                     "the listed values; random: seeded draws; tpe: Optuna's TPE "
+                                                     "(Bayesian), each trial learning from the finished ones")
+    space: dict[str, list[Any] | RangeSpec] = Field(min_length=1, description="parameter -> values to try, or a "
+                                                    "range {low, high, log, integer} (random, tpe); a parameter "
+                                                    "of the estimator by its name, or any set_params name of the "
+                                                    "pipeline (step__param)")
+    max_trials: int = Field(default=20, ge=1, le=500, description="trials run (random, tpe); a grid must not "
+                            "have more combinations")
+    trial_timeout_seconds: float = Field(default=600, gt=0, description="a trial still running after this is "
+                                         "recorded as timed out and the search goes on")
+    parallelism: int = Field(default=2, ge=1, le=64, description="trials running at once (on the training queue's "
+                             "workers)")
+    metric: str | None = Field(default=None, description="metric the trials are ranked on (core/metrics.py); "
+                               "default: the gate's primary metric")
+    cv: int = Field(default=3, ge=2, le=20, description="folds: time-ordered with order_by (no fold trains on "
+                    "a row newer than one it is scored on), stratified for classification, else shuffled k-fold")
+    seed: int = Field(default=0, description="seeds the folds, random draws and TPE")
+
+    @model_validator(mode="after")
+    def _space_fits_the_method(self) -> SearchSpec:
+        for name, dim in self.space.items():
+            if isinstance(dim, list) and not dim:
+                raise ValueError(f"model.search.space.{name}: lists no values")
+            if self.method == "grid" and not isinstance(dim, list):
+                raise ValueError(f"model.search.space.{name}: a grid search needs a list of values, not a range")
+        if self.method == "grid":
+            size = 1
+            for dim in self.space.values():
+                size *= len(dim)
+            if size > self.max_trials:
+                raise ValueError(f"model.search: the grid has {size} combinations, more than max_trials "
+                                 f"{self.max_trials}; raise max_trials or use method random or tpe")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"model.search.metric: unknown metric {self.metric!r}, use one of {sorted(METRICS)}")
+        return self
 
 
 class ModelSpec(_Strict):
@@ -303,8 +352,16 @@ class ModelSpec(_Strict):
     target: str
     features: FeaturesSpec
     order_by: str | None = Field(default=None, description="column that orders rows in time for the holdout")
-    estimator: str = Field(description="dotted path of a scikit-learn estimator class")
-    params: dict[str, Any] = Field(default_factory=dict)
+    estimator: str | None = Field(default=None, description="dotted path of a scikit-learn estimator class, "
+                                  "behind the pack's preprocessing (impute + scale numeric, impute + one-hot "
+                                  "categorical); give this or pipeline")
+    pipeline: str | None = Field(default=None, description="your own model code instead: 'package.module:function' "
+                                 "(an installed package, or a module under the spec's folder or its parent, e.g. "
+                                 "include/), called as function(numeric=[...], categorical=[...], **params) and "
+                                 "returning an unfitted scikit-learn estimator or Pipeline; imported when a task "
+                                 "trains, never at DAG parse (`mlops-pack check` calls it)")
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the estimator, or of "
+                                   "the pipeline function")
     holdout_fraction: float = Field(default=0.2, gt=0, lt=1, description="share of the rows held out for the "
                                     "gate: the newest by order_by, or a stratified sample with stratify")
     stratify: bool = Field(default=False, description="classification: hold out a random sample with the "
@@ -314,11 +371,31 @@ class ModelSpec(_Strict):
 
     @field_validator("estimator")
     @classmethod
-    def _estimator_exists(cls, value: str) -> str:
-        problem = estimator_path_problem(value)
+    def _estimator_exists(cls, value: str | None) -> str | None:
+        problem = estimator_path_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_is_a_reference(cls, value: str | None) -> str | None:
+        problem = pipeline_ref_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _estimator_or_pipeline(self) -> ModelSpec:
+        if (self.estimator is None) == (self.pipeline is None):
+            raise ValueError("model: give either estimator (the pack's preprocessing + that estimator) or pipeline "
+                             "(your own function), not " + ("both" if self.estimator else "neither"))
+        return self
+
+    @property
+    def code(self) -> str:
+        """What makes the model, for messages and the run's params: the pipeline function or the estimator."""
+        return str(self.pipeline or self.estimator)
 
     @model_validator(mode="after")
     def _stratify_needs_classes(self) -> ModelSpec:
@@ -627,6 +704,20 @@ class PipelineSpec(_Strict):
                              "(files and SQL sources read only what is new at each run)")
         return self
 
+    @model_validator(mode="after")
+    def _search_metric_fits_the_task(self) -> PipelineSpec:
+        search = self.model.search
+        if search is not None and search.metric and METRIC_TASKS[search.metric] != self.model.task:
+            raise ValueError(f"model.search.metric: {search.metric!r} measures a {METRIC_TASKS[search.metric]} "
+                             f"model but model.task is {self.model.task!r}")
+        return self
+
+    @property
+    def search_metric(self) -> str:
+        """The metric search trials are ranked on: ``model.search.metric``, else the gate's primary one."""
+        search = self.model.search
+        return (search.metric if search and search.metric else None) or self.promotion.primary
+
     @property
     def outcome_metrics(self) -> list[str]:
         """The realized metrics: labels.metrics, else the promotion metrics."""
@@ -635,6 +726,12 @@ class PipelineSpec(_Strict):
     @property
     def drift_columns(self) -> list[str]:
         return list(self.drift.columns or self.model.features.all)
+
+    @property
+    def code_dirs(self) -> list[Path]:
+        """Where ``model.pipeline`` modules are looked for besides sys.path: the spec's folder and its parent."""
+        folder = Path(self.spec_path).resolve().parent
+        return [folder, folder.parent]
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""
@@ -652,6 +749,13 @@ def estimator_path_problem(dotted: str) -> str | None:
         return f"estimator {dotted!r}: module {module_name!r} is not installed"
     if not re.search(rf"\b{re.escape(class_name)}\b", source):
         return f"estimator {dotted!r}: module {module_name!r} has no {class_name!r}"
+    return None
+
+
+def pipeline_ref_problem(ref: str) -> str | None:
+    """Why ``ref`` is not of the form ``package.module:function``, or None (checks text only, imports nothing)."""
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", ref):
+        return f"pipeline {ref!r} must be 'package.module:function' (e.g. my_models.price:build)"
     return None
 
 

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from mlops_pack.core.errors import MlopsError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
@@ -26,6 +29,7 @@ class TrainedModel:
     holdout: pd.DataFrame
     metrics: dict[str, float]
     search: dict[str, Any] | None = None  # best params and CV score when the spec asks for a search
+    code: dict[str, str] | None = None  # identity of model.pipeline's code (core/user_code.identity)
 
 
 def load_estimator(dotted: str) -> type:
@@ -36,7 +40,26 @@ def load_estimator(dotted: str) -> type:
         raise TrainingError(f"model.estimator {dotted!r} cannot be imported: {exc}") from exc
 
 
-def build_pipeline(model: ModelSpec) -> Pipeline:
+def build_pipeline(model: ModelSpec, code_dirs: Iterable[Path] = ()) -> Any:
+    """The spec's unfitted model: ``model.pipeline``'s own (core/user_code.py, looked for also under
+    ``code_dirs``), else the pack's default (``default_pipeline``)."""
+    if model.pipeline:
+        from mlops_pack.core.user_code import build
+
+        return build(model, code_dirs)
+    return default_pipeline(model)
+
+
+def code_identity(model: ModelSpec) -> dict[str, str] | None:
+    """Tags naming the user code that built the model (after ``build_pipeline``); None for the default."""
+    if not model.pipeline:
+        return None
+    from mlops_pack.core.user_code import identity
+
+    return identity(model.pipeline)
+
+
+def default_pipeline(model: ModelSpec) -> Pipeline:
     """Preprocessing for numeric and categorical features, then the spec's estimator."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -116,7 +139,7 @@ def check_gate_metrics(pipeline: Any, model: ModelSpec, gate_metrics: list[str])
 
     proba = [m for m in gate_metrics if m in METRICS and METRICS[m].needs == "proba"]
     if proba and not hasattr(pipeline, "predict_proba"):
-        raise TrainingError(f"promotion.metrics {proba} need class probabilities but {model.estimator} has no "
+        raise TrainingError(f"promotion.metrics {proba} need class probabilities but {model.code} has no "
                             "predict_proba; gate on accuracy, balanced_accuracy or f1, or use a probabilistic "
                             "estimator")
 
@@ -128,10 +151,9 @@ def check_columns(df: pd.DataFrame, model: ModelSpec, what: str) -> None:
         raise TrainingError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
-        gate_metrics: list[str] | None = None) -> TrainedModel:
-    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest (or, with
-    ``model.stratify``, on a stratified random holdout).
+def split_window(df: pd.DataFrame, model: ModelSpec, key: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and holdout rows of the window ``df``: the older rows and the newest (or, with
+    ``model.stratify``, a stratified random holdout).
 
     With the record ``key`` the window is clean by construction: one row per key (the last, i.e.
     from the newest partition, wins) and a holdout that shares no key with training (checked).
@@ -150,34 +172,36 @@ def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
         train, holdout = time_split(labelled, model.order_by, model.holdout_fraction)
     if key is not None:
         check_disjoint(train, holdout, key)
-    pipeline, search = build_pipeline(model), None
-    if model.search is not None:
-        pipeline, search = tune(pipeline, train, model)
-    else:
-        pipeline.fit(train[model.features.all], train[model.target])
+    return train, holdout
+
+
+def fit(df: pd.DataFrame, model: ModelSpec, key: str | None = None,
+        gate_metrics: list[str] | None = None, code_dirs: Iterable[Path] = ()) -> TrainedModel:
+    """Fit the spec's pipeline on the older rows of ``df`` and evaluate it on the newest (``split_window``)."""
+    train, holdout = split_window(df, model, key)
+    return fit_split(train, holdout, model, gate_metrics, code_dirs)
+
+
+def fit_split(train: pd.DataFrame, holdout: pd.DataFrame, model: ModelSpec, gate_metrics: list[str] | None = None,
+              code_dirs: Iterable[Path] = (), search: dict[str, Any] | None = None) -> TrainedModel:
+    """Fit the spec's pipeline on ``train`` (with a search's ``best_params`` set) and evaluate it on ``holdout``."""
+    pipeline = build_pipeline(model, code_dirs)
+    if search is not None:
+        pipeline = with_params(pipeline, search["best_params"])
+    pipeline.fit(train[model.features.all], train[model.target])
     check_gate_metrics(pipeline, model, list(gate_metrics or []))
-    return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model), search)
+    return TrainedModel(pipeline, train, holdout, evaluate(pipeline, holdout, model), search, code_identity(model))
 
 
-def tune(pipeline, train: pd.DataFrame, model: ModelSpec) -> tuple[Any, dict[str, Any]]:
-    """Grid or random search with time-ordered folds (no fold trains on rows newer than it is scored on)."""
-    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, TimeSeriesSplit
+def with_params(pipeline: Any, params: dict[str, Any]) -> Any:
+    """``pipeline`` with search ``params`` set (an estimator parameter by its name, or any set_params name)."""
+    from mlops_pack.core.search import SearchFailed, estimator_params
 
-    spec = model.search
-    grid = {f"model__{name}": values for name, values in spec.params.items()}
-    folds = TimeSeriesSplit(n_splits=spec.cv)
-    if spec.kind == "grid":
-        search = GridSearchCV(pipeline, grid, cv=folds, scoring=spec.scoring)
-    else:
-        search = RandomizedSearchCV(pipeline, grid, n_iter=spec.n_iter, cv=folds, scoring=spec.scoring,
-                                    random_state=0)
     try:
-        search.fit(train[model.features.all], train[model.target])
-    except ValueError as exc:
-        raise TrainingError(f"model.search failed: {exc}") from exc
-    best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
-    return search.best_estimator_, {"kind": spec.kind, "best_params": best, "cv_score": float(search.best_score_),
-                                    "candidates": len(search.cv_results_["params"])}
+        names = estimator_params(list(params), list(pipeline.get_params(deep=True)))
+    except SearchFailed as exc:
+        raise TrainingError(str(exc)) from exc
+    return pipeline.set_params(**{names[k]: v for k, v in params.items()})
 
 
 def quiet_skops_module_lookup() -> None:

@@ -463,7 +463,8 @@ class MlflowHook(BaseHook):
         experiment_id = self.experiment_id(spec.name)
         x_train = trained.train[model.features.all]
         attempt_tags = attempt.tags() if attempt else {}
-        run_tags = {**tags, **attempt_tags, "data_version": train_manifest["version"], "pipeline": spec.name}
+        run_tags = {**tags, **attempt_tags, **(trained.code or {}), "data_version": train_manifest["version"],
+                    "pipeline": spec.name}
         with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
             # Two UserWarnings MLflow gives every training run, about nothing in its data: a file:// dataset
             # source matches LocalArtifactDatasetSource, which MLflow registers twice ("can be interpreted in
@@ -474,7 +475,7 @@ class MlflowHook(BaseHook):
                                     category=UserWarning)
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
                                     category=UserWarning)
-            mlflow.log_params({"estimator": model.estimator, "task": model.task, "target": model.target,
+            mlflow.log_params({"estimator" if model.estimator else "pipeline": model.code, "task": model.task, "target": model.target,
                                "features": ",".join(model.features.all), "train_rows": len(trained.train),
                                "holdout_rows": len(trained.holdout),
                                **{f"model.{k}": v for k, v in model.params.items()}})
@@ -506,7 +507,7 @@ class MlflowHook(BaseHook):
         self.tag_version(spec.name, version, {
             "data_version": train_manifest["version"], "train_uri": train_manifest["uri"],
             "holdout_uri": holdout_manifest["uri"], "airflow.run_id": tags.get("airflow.run_id", ""),
-            **{f"holdout_{k}": round(v, 6) for k, v in trained.metrics.items()},
+            **{f"holdout_{k}": round(v, 6) for k, v in trained.metrics.items()}, **(trained.code or {}),
         })
         return {"model_name": spec.name, "version": version, "run_id": run.info.run_id,
                 "experiment_id": experiment_id, "data_version": train_manifest["version"],

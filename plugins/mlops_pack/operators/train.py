@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import MlflowModelVersionLink, MlflowRunLink
@@ -37,36 +38,53 @@ class MlflowTrainOperator(MlflowOperator):
     tagged ``data_partitions`` (its window) for that check, and ``retrain_evidence`` /
     ``retrain_reason`` with what made this run train (input drift, decay, schedule, new data...).
 
+    With ``model.search`` (operators/search.py) the window, split and training sets come from the plan
+    task (``search_plan``) and the model is the best of ``trials`` refit on the training set; the version
+    is tagged ``search_run_id`` (the search's parent run) and ``search_best_params``.
+
     :param window_partitions: override of ``model.window_partitions`` (templated; e.g. from Params).
+    :param search_plan: the search plan (XCom ``plan`` of ``plan_search``; templated), or None.
+    :param trials: the mapped trials' results (templated), with ``search_plan``.
     :param mlflow_conn_id: MLflow connection (default ``mlflow_default``).
     """
 
-    template_fields = (*PipelineOperator.template_fields, "window_partitions")
+    template_fields = (*PipelineOperator.template_fields, "window_partitions", "search_plan", "trials")
     ui_color = "#eef7e8"
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink(),)
 
-    def __init__(self, *, window_partitions: int | str | None = None, **kwargs: Any):
+    def __init__(self, *, window_partitions: int | str | None = None, search_plan: Any = None, trials: Any = None,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.window_partitions = window_partitions
+        self.search_plan = search_plan
+        self.trials = trials
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pandas as pd
-
-        from mlops_pack.core.partitions import window_key
-        from mlops_pack.core.retrain import training_window
-        from mlops_pack.core.storage import (
-            data_version,
-            digest,
-            list_partitions,
-            read_partition,
-            write_partition,
-        )
         from mlops_pack.core.train import fit
 
         attempt = self._attempt(context)
         # A try that died (killed worker, orphaned task) may have left a version and an open run: mark them
         # abandoned before anything else, so nothing below (the policy's look at `challenger`) trusts them.
         self._abandon_stale(attempt)
+        if self.search_plan:
+            return self._refit_best(context, attempt)
+        keys, decision, frame = self._window(context)
+        trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics),
+                      code_dirs=self.spec.code_dirs)
+        self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
+                      "(disjoint by key)", len(keys), keys, len(frame), frame[self.spec.source.key].nunique(),
+                      self.spec.source.key, len(trained.train), len(trained.holdout))
+        written = self._write_training_set(keys, trained.train, trained.holdout)
+        return self._register(context, attempt, trained, keys, {"reason": decision.reason,
+                                                                "evidence": list(decision.evidence)}, written)
+
+    def _window(self, context: Context) -> tuple[list[str], Any, Any]:
+        """(partition keys, retrain decision, rows) of this run's training window; skips as the policy says."""
+        import pandas as pd
+
+        from mlops_pack.core.retrain import training_window
+        from mlops_pack.core.storage import list_partitions, read_partition
+
         window = int(self.window_partitions or self.spec.model.window_partitions)
         available = list_partitions(self.storage.area("validated"))
         if not available:
@@ -76,32 +94,99 @@ class MlflowTrainOperator(MlflowOperator):
             context, lambda drifted: training_window(list(by_key), window, drifted), set(by_key), window)
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
-        trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics))
-        self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
-                      "(disjoint by key)", len(keys), keys, len(frame), frame[self.spec.source.key].nunique(),
-                      self.spec.source.key, len(trained.train), len(trained.holdout))
+        return keys, decision, frame
+
+    def _write_training_set(self, keys: list[str], train: Any, holdout: Any) -> dict[str, Any]:
+        """Train and holdout sets under ``training/<first>_to_<last>__<hash>/`` with the train set's profile."""
+        from mlops_pack.core.partitions import window_key
+        from mlops_pack.core.storage import data_version, digest, write_partition
+
         # Named by the data it holds: the same window trained twice writes the same training set.
-        key = window_key(keys, digest(data_version(trained.train), data_version(trained.holdout))[:8])
+        key = window_key(keys, digest(data_version(train), data_version(holdout))[:8])
         folder = self.storage.partition("training", key)
-        train_m = write_partition(folder / "train", trained.train, key=key)
-        holdout_m = write_partition(folder / "holdout", trained.holdout, key=key)
-        profile_uri = self._write_profile(folder / "train", trained.train)
+        return {"key": key, "train": write_partition(folder / "train", train, key=key),
+                "holdout": write_partition(folder / "holdout", holdout, key=key),
+                "train_folder": str(folder / "train"), "holdout_folder": str(folder / "holdout"),
+                "profile_uri": self._write_profile(folder / "train", train)}
+
+    def _register(self, context: Context, attempt: Attempt, trained: Any, keys: list[str], decision: dict[str, Any],
+                  written: dict[str, Any], version_tags: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Log the run, register the version, tag it and hand ``challenger`` on; the task's result."""
         result = self.mlflow.log_training_run(
-            self.spec, trained, train_manifest=train_m, holdout_manifest=holdout_m,
+            self.spec, trained, train_manifest=written["train"], holdout_manifest=written["holdout"],
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
-                  "data_partitions": ",".join(keys), "training_set": key},
+                  "data_partitions": ",".join(keys), "training_set": written["key"]},
             attempt=attempt,
         )
-        result["retrain"] = {"reason": decision.reason, "evidence": list(decision.evidence)}
+        result["retrain"] = decision
         self.mlflow.tag_version(self.spec.name, result["version"], {
-            "profile_uri": profile_uri, "data_partitions": ",".join(keys),
-            "retrain_evidence": ", ".join(decision.evidence), "retrain_reason": decision.reason[:4000]})
+            "profile_uri": written["profile_uri"], "data_partitions": ",".join(keys),
+            "retrain_evidence": ", ".join(decision["evidence"]), "retrain_reason": decision["reason"][:4000],
+            **(version_tags or {})})
         self._hand_on(attempt, result["version"])
         self.log.info("Registered %s version %s as challenger (run %s): %s", self.spec.name, result["version"],
                       result["run_id"], result["metrics"])
         context["ti"].xcom_push(key="mlflow_run", value={"experiment_id": result["experiment_id"],
                                                          "run_id": result["run_id"]})
         return result
+
+    def _refit_best(self, context: Context, attempt: Attempt) -> dict[str, Any]:
+        """The search's best trial refit on the whole training set of the plan, then registered as usual."""
+        from mlops_pack.core.storage import read_partition
+        from mlops_pack.core.train import fit_split
+
+        plan = dict(self.search_plan)
+        results = [dict(r) for r in (self.trials or []) if r]
+        best = self._finish_search(plan, results)
+
+        train = read_partition(self.storage.path(plan["train_folder"]))
+        holdout = read_partition(self.storage.path(plan["holdout_folder"]))
+        search = {"kind": plan["method"], "best_params": best["params"], "cv_score": best["score"],
+                  "candidates": len(results), "failed": sum(r.get("status") != "ok" for r in results),
+                  "metric": plan["metric"], "parent_run_id": plan["parent_run_id"]}
+        trained = fit_split(train, holdout, self.spec.model, list(self.spec.promotion.metrics), self.spec.code_dirs,
+                            search=search)
+        self.log.info("Refit trial %s (%s %s = %.6g) on %d training rows", best["slot"], plan["metric"],
+                      "cv mean", best["score"], len(train))
+        written = {"key": plan["training_set"], "train": plan["train_manifest"], "holdout": plan["holdout_manifest"],
+                   "profile_uri": plan["profile_uri"]}
+        return self._register(context, attempt, trained, plan["keys"], plan["decision"], written, {
+            "search_run_id": plan["parent_run_id"], "search_study": plan["study"],
+            "search_best_params": json.dumps(best["params"], sort_keys=True, default=str)})
+
+    def _finish_search(self, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+        """The best trial; the parent run gets the trials' table and figure and ends (FAILED, and
+        SearchFailed with every trial's reason, when no trial finished)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pack.core.search import SearchFailed, pick_best, trials_table
+
+        client, parent = self.mlflow.client, plan["parent_run_id"]
+        table = trials_table(results)
+        client.log_table(parent, data=table, artifact_file="search/trials.json")
+        self._log_search_figure(parent, table, plan["metric"])
+        try:
+            best = pick_best(results, plan["direction"] == "higher")
+        except SearchFailed as exc:
+            client.set_tag(parent, "search.error", str(exc)[:4000])
+            client.set_terminated(parent, status="FAILED")
+            raise AirflowFailException(str(exc)) from exc
+        client.log_metric(parent, f"best_cv_{plan['metric']}", best["score"])
+        client.log_param(parent, "search.best_slot", best["slot"])
+        for name, value in best["params"].items():
+            client.log_param(parent, f"search.best.{name}", value)
+        client.set_terminated(parent, status="FINISHED")
+        self.log.info("Search %s: %d trials, %d failed; best trial %s %s", plan["study"], len(results),
+                      sum(r.get("status") != "ok" for r in results), best["slot"], best["params"])
+        return best
+
+    def _log_search_figure(self, run_id: str, table: Any, metric: str) -> None:
+        """``search/trials.png``: each parameter against the trials' cross-validated score (scatter)."""
+        from mlops_pack.core.plots import search_figure
+
+        figure = search_figure(table, metric)
+        if figure is not None:
+            self.mlflow.client.log_figure(run_id, figure, "search/trials.png")
 
     @staticmethod
     def _attempt(context: Context) -> Attempt:

@@ -265,11 +265,37 @@ def s3_client(cfg: StackConfig):
                         aws_secret_access_key=MOTO_SECRET, region_name=REGION)
 
 
-def prepare(cfg: StackConfig) -> None:
-    """Write the demo spec, pointed at the demo site, into the pipelines folder."""
+def site_addresses(site: str, timeout: float = 300) -> list[str]:
+    """The IPv4 addresses (``ip:port``) a container host name resolves to, once it resolves."""
+    import socket
+
+    host, port = site.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+            return sorted({f"{info[4][0]}:{port}" for info in infos})
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def prepare(cfg: StackConfig, name_site_address: bool = False) -> None:
+    """Write the demo spec, pointed at the demo site, into the pipelines folder.
+
+    ``name_site_address`` (containers): the demo site's container address is private, and the scrape
+    policy fetches a private address only when ``allowed_hosts`` names that IP (docs/ingestion.md,
+    "Safety"), so the address it resolves to now is named beside its host name."""
     pipelines = Path(cfg.pipelines_dir or cfg.home / "pipelines")
     pipelines.mkdir(parents=True, exist_ok=True)
-    (pipelines / f"{PIPELINE}.yaml").write_text(spec_text(cfg.endpoints.site))
+    text, site = spec_text(cfg.endpoints.site), cfg.endpoints.site
+    if name_site_address:
+        allowed = f'allowed_hosts: ["{site}"]'
+        if allowed not in text:
+            raise ValueError(f"spec edit {allowed!r} matches nothing in {PIPELINE}.yaml")
+        text = text.replace(allowed, f"allowed_hosts: {json.dumps([site, *site_addresses(site)])}")
+    (pipelines / f"{PIPELINE}.yaml").write_text(text)
 
 
 def create_bucket(cfg: StackConfig) -> None:
@@ -545,7 +571,7 @@ def main() -> None:
     home = args.home.resolve()
     if args.action == "compose-init":
         cfg = compose_config()
-        prepare(cfg)
+        prepare(cfg, name_site_address=True)
         create_bucket(cfg)
         print(f"[stack] wrote {cfg.pipelines_dir}/{PIPELINE}.yaml; bucket {cfg.bucket} ready")
         return

@@ -33,21 +33,36 @@ AIRFLOW_IMAGE = "localhost/airflow-mlops-pack:0.1.0"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Each stage starts once every service of the previous one is healthy (airflow-init: exited 0), as the
 # compose file's depends_on conditions say.
+# (started together, then awaited): the workers need a healthy api-server only.
+SERVERS = ("mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+WORKERS = ("airflow-worker", "airflow-worker-training")
 STAGES = (
-    ("postgres", "redis", "s3"),
-    ("airflow-init",),
-    ("mlflow", "demo-site", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"),
-    ("airflow-worker", "airflow-worker-training"),
+    (("postgres", "redis", "s3", "demo-site"), ("postgres", "redis", "s3", "demo-site")),
+    (("airflow-init",), ("airflow-init",)),
+    (SERVERS, ("airflow-apiserver",)),
+    (WORKERS, (*SERVERS, *WORKERS)),
 )
 ONE_SHOT = {"airflow-init"}
 
 
+def _ignored() -> list[str]:
+    """.dockerignore's patterns: what the build context leaves out is not part of the image's inputs."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+
+
 def _files(*paths: str) -> list[Path]:
-    out = []
+    ignored, out = _ignored(), []
     for rel in paths:
         path = REPO / rel
         found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        out.extend(p for p in found if "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
+        for p in found:
+            name = str(p.relative_to(REPO))
+            if "__pycache__" in p.parts or p.name.endswith(".pyc"):
+                continue
+            if rel != name and any(name == i or name.startswith(i + "/") for i in ignored):
+                continue
+            out.append(p)
     return out
 
 
@@ -122,13 +137,13 @@ def build_images(airflow_tag: str = AIRFLOW_IMAGE) -> dict[str, float]:
 class Stack:
     """One compose project: its environment (image, ports, logs folder) and its containers."""
 
-    def __init__(self, project: str, env: dict[str, str] | None = None):
-        self.project, self.tool = project, engine()
+    def __init__(self, project: str, env: dict[str, str] | None = None, extra_files: tuple[Path, ...] = ()):
+        self.project, self.tool, self.files = project, engine(), (*FILES, *extra_files)
         self.env = {**os.environ, "AIRFLOW_BASE_IMAGE": BASE_IMAGE, "AIRFLOW_IMAGE_NAME": AIRFLOW_IMAGE, **(env or {})}
         self.logs = Path(self.env.get("AIRFLOW_PROJ_DIR", REPO)) / "logs"
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        files = [a for f in FILES for a in ("-f", str(f))]
+        files = [a for f in self.files for a in ("-f", str(f))]
         head = ["docker", "compose"] if self.tool == "docker" else ["podman-compose"]
         return run(*head, "-p", self.project, *files, *args, env=self.env, check=check, quiet=True)
 
@@ -169,7 +184,7 @@ class Stack:
             if pending and time.monotonic() > deadline:
                 raise SystemExit(f"[compose] not healthy before the deadline: {pending}")
             if pending:
-                time.sleep(2)
+                time.sleep(3)
 
     def up(self, timeout: float = 1800) -> dict[str, float]:
         """Start the stages in order; returns the seconds each stage took."""
@@ -179,12 +194,16 @@ class Stack:
             started = time.monotonic()
             self.compose("up", "-d", "--wait")
             return {"up": round(time.monotonic() - started, 1)}
-        for stage in STAGES:
+        # podman-compose 1.0 starts every dependency again on `up SERVICE` (airflow-init would run once per
+        # stage): it only creates the containers here, and each stage is started with `podman start`.
+        self.compose("up", "--no-start")
+        for stage, awaited in STAGES:
             started = time.monotonic()
-            self.compose("up", "-d", "--no-deps", *stage)
-            self.wait(stage, deadline)
+            run("podman", "start", *(self.container(s) for s in stage), quiet=True)
+            self.wait(awaited, deadline)
             seconds[",".join(stage)] = round(time.monotonic() - started, 1)
-            print(f"[compose] {' '.join(stage)}: ready in {seconds[','.join(stage)]} s", flush=True)
+            print(f"[compose] started {' '.join(stage)}; healthy: {' '.join(awaited)} "
+                  f"({seconds[','.join(stage)]} s)", flush=True)
         return seconds
 
     def admin_password(self) -> str:

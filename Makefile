@@ -6,7 +6,7 @@ UV_VERSION := 0.9.30
 # A Python to run the container scripts with (they need only the standard library).
 PYTHON_ANY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3)
 
-.PHONY: install demo test test-fast lint ui lock bench clean stack stack-down image compose-up compose-down
+.PHONY: install demo test test-fast lint ui lock bench clean stack stack-down image compose-up compose-down test-containers
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -85,3 +85,8 @@ compose-up: image
 
 compose-down:
 	$(PYTHON_ANY) deploy/containers/compose.py --project $(COMPOSE_PROJECT) down
+
+# Builds (or reuses) the images, runs the compose stack to a first champion and kills a worker container
+# during a train task (tests/stack/test_containers.py; root, podman: installed when missing).
+test-containers: install
+	MLOPS_CONTAINER_TESTS=1 $(PY) -m pytest -p no:cacheprovider -ra -s tests/stack/test_containers.py

@@ -51,8 +51,9 @@ def _ignored() -> list[str]:
     return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
 
 
-def _files(*paths: str) -> list[Path]:
-    ignored, out = _ignored(), []
+def _files(*paths: str, context: bool = False) -> list[Path]:
+    """The files under ``paths``; ``context``: those of the repository's build context (.dockerignore)."""
+    ignored, out = _ignored() if context else [], []
     for rel in paths:
         path = REPO / rel
         found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -78,7 +79,7 @@ def images(airflow_tag: str = AIRFLOW_IMAGE) -> dict[str, tuple[str, Path, Path,
     return {
         "airflow": (airflow_tag, REPO / "Dockerfile", REPO,
                     _files("Dockerfile", ".dockerignore", "requirements-runtime.lock", "requirements-build.lock",
-                           "pyproject.toml", "README.md", "plugins/mlops_pack", "dags", "include", "deploy")),
+                           "pyproject.toml", "README.md", "plugins/mlops_pack", "dags", "include", "deploy", context=True)),
         "postgres": ("localhost/mlops-postgres:15", HERE / "postgres" / "Dockerfile", HERE / "postgres",
                      _files("deploy/containers/postgres")),
         "redis": ("localhost/mlops-redis:7", HERE / "redis" / "Dockerfile", HERE / "redis",
@@ -178,9 +179,13 @@ class Stack:
         return (result.stdout or "") + (result.stderr or "")
 
     def wait(self, services: tuple[str, ...], deadline: float) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         pending = list(services)
         while pending:
-            pending = [s for s in pending if not self.healthy(s)]
+            with ThreadPoolExecutor(len(pending)) as pool:  # each check may start a CLI: seconds each
+                answers = list(pool.map(self.healthy, pending))
+            pending = [s for s, ok in zip(pending, answers, strict=True) if not ok]
             if pending and time.monotonic() > deadline:
                 raise SystemExit(f"[compose] not healthy before the deadline: {pending}")
             if pending:

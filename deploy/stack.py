@@ -225,24 +225,34 @@ def _admin(cfg: StackConfig):
     return conn
 
 
-def _databases(cfg: StackConfig, create: bool) -> None:
+def create_databases(cfg: StackConfig) -> list[str]:
+    """Create the stack's two databases and return their names; refuses, changing nothing, when either
+    exists already: the stack drops only databases it created itself."""
+    wanted = [cfg.airflow_db, cfg.mlflow_db]
     conn = _admin(cfg)  # autocommit: CREATE/DROP DATABASE refuse a transaction block
     try:
         with conn.cursor() as cur:
-            for db in (cfg.airflow_db, cfg.mlflow_db):
-                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                if create:
-                    cur.execute(f'CREATE DATABASE "{db}"')
+            cur.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))
+            existing = sorted(row[0] for row in cur.fetchall())
+            if existing:
+                raise RuntimeError(f"database(s) {existing} already exist on {cfg.endpoints.postgres}: the stack "
+                                   "creates its own and drops only those; drop them yourself or use another db_prefix")
+            for db in wanted:
+                cur.execute(f'CREATE DATABASE "{db}"')
     finally:
         conn.close()
+    return wanted
 
 
-def create_databases(cfg: StackConfig) -> None:
-    _databases(cfg, create=True)
-
-
-def drop_databases(cfg: StackConfig) -> None:
-    _databases(cfg, create=False)
+def drop_databases(cfg: StackConfig, names: list[str]) -> None:
+    """Drop ``names``: the databases :func:`create_databases` created (recorded in stack.json)."""
+    conn = _admin(cfg)
+    try:
+        with conn.cursor() as cur:
+            for db in names:
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        conn.close()
 
 
 def clear_broker(cfg: StackConfig) -> None:
@@ -312,6 +322,7 @@ class Stack:
         self.logs = cfg.home / "logs"
         self.state_file = cfg.home / "stack.json"
         self.pids: dict[str, int] = {}
+        self.databases: list[str] = []  # created by this stack: the only ones down() drops
 
     def env(self, service: dict, name: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "MLFLOW_"))}
@@ -343,7 +354,8 @@ class Stack:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def _save(self) -> None:
-        self.state_file.write_text(json.dumps({"config": _config_json(self.cfg), "pids": self.pids}, indent=2))
+        self.state_file.write_text(json.dumps({"config": _config_json(self.cfg), "pids": self.pids,
+                                               "databases": self.databases}, indent=2))
 
     def up(self, timeout: float = 240) -> None:
         """Everything the compose file's ``airflow-init`` and services do, in the same order."""
@@ -355,7 +367,8 @@ class Stack:
             (cfg.home / "simple_auth_manager_passwords.json.generated").write_text(
                 json.dumps({"admin": cfg.admin_password}))
         self._save()
-        create_databases(cfg)
+        self.databases = create_databases(cfg)
+        self._save()
         self.spawn("s3")
         _wait_port(cfg.endpoints.s3, "moto S3", timeout=60)
         create_bucket(cfg)
@@ -380,7 +393,8 @@ class Stack:
     def down(self) -> None:
         _stop(self.pids)
         self.pids = {}
-        drop_databases(self.cfg)
+        drop_databases(self.cfg, self.databases)
+        self.databases = []
         clear_broker(self.cfg)
         if self.state_file.exists():
             self.state_file.unlink()
@@ -559,6 +573,7 @@ def _load(home: Path) -> Stack:
     cfg = StackConfig(**{**data, "home": Path(data["home"]), "endpoints": Endpoints(**data["endpoints"])})
     stack = Stack(cfg)
     stack.pids = state["pids"]
+    stack.databases = state.get("databases", [])
     return stack
 
 

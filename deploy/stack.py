@@ -582,6 +582,15 @@ def main() -> None:
     parser.add_argument("action", choices=["up", "down", "compose-init"])
     parser.add_argument("--home", type=Path, default=REPO / "stack_home")
     parser.add_argument("--pg-user", default=os.environ.get("PGUSER", "postgres"))
+    # Sharing a machine: every port, the database names and the broker's Redis database are options.
+    default = Endpoints()
+    parser.add_argument("--postgres", default=default.postgres, help="PostgreSQL host:port")
+    parser.add_argument("--redis", default=default.redis, help="Redis host:port")
+    parser.add_argument("--redis-db", type=int, default=default.redis_db, help="the Celery broker's Redis database")
+    parser.add_argument("--db-prefix", default="mlops_stack", help="databases <prefix>_airflow and <prefix>_mlflow")
+    parser.add_argument("--bucket", default="mlops-stack")
+    for name in ("api", "mlflow", "s3", "site"):
+        parser.add_argument(f"--{name}-port", type=int, default=int(getattr(default, name).rsplit(":", 1)[1]))
     args = parser.parse_args()
     home = args.home.resolve()
     if args.action == "compose-init":
@@ -594,14 +603,16 @@ def main() -> None:
         if not (home / "stack.json").exists():
             sys.exit(f"no stack running from {home} (no stack.json)")
         _load(home).down()
-        print(f"[stack] stopped; databases dropped; logs stay in {home / 'logs'}")
+        print(f"[stack] stopped; the databases it created dropped; logs stay in {home / 'logs'}")
         return
     if (home / "stack.json").exists():
         sys.exit(f"a stack already runs from {home}: make stack-down first")
     if home.exists():
         shutil.rmtree(home)
-    cfg = StackConfig(home=home, endpoints=Endpoints(pg_user=args.pg_user), jwt_secret=secrets.token_hex(24),
-                      admin_password=secrets.token_urlsafe(12))
+    endpoints = Endpoints(pg_user=args.pg_user, postgres=args.postgres, redis=args.redis, redis_db=args.redis_db,
+                          **{name: f"127.0.0.1:{getattr(args, name + '_port')}" for name in ("api", "mlflow", "s3", "site")})
+    cfg = StackConfig(home=home, endpoints=endpoints, db_prefix=args.db_prefix, bucket=args.bucket,
+                      jwt_secret=secrets.token_hex(24), admin_password=secrets.token_urlsafe(12))
     stack = Stack(cfg)
     try:
         stack.up()

@@ -370,7 +370,7 @@ class Stack:
         self.databases = create_databases(cfg)
         self._save()
         self.spawn("s3")
-        _wait_port(cfg.endpoints.s3, "moto S3", timeout=60)
+        _wait_healthy(cfg.endpoints.s3, HEALTH["s3"], "moto S3", timeout=60, check=self.check)
         create_bucket(cfg)
         for name in ("mlflow", "demo-site"):
             self.spawn(name)
@@ -380,9 +380,8 @@ class Stack:
         for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                      "airflow-worker", "airflow-worker-training"):
             self.spawn(name)
-        for where, what in ((cfg.endpoints.mlflow, "MLflow"), (cfg.endpoints.site, "demo site"),
-                            (cfg.endpoints.api, "Airflow api-server")):
-            _wait_port(where, what, timeout=timeout, check=self.check)
+        for name, what in (("mlflow", "MLflow"), ("site", "demo site"), ("api", "Airflow api-server")):
+            _wait_healthy(getattr(cfg.endpoints, name), HEALTH[name], what, timeout=timeout, check=self.check)
 
     def check(self) -> None:
         """RuntimeError naming a process that exited (and its log)."""
@@ -545,20 +544,30 @@ def _stop(pids: dict[str, int], grace: float = 30) -> None:
             pass
 
 
-def _wait_port(where: str, what: str, timeout: float, check=None) -> None:
-    import socket
+# Each service's own health endpoint (the compose file's health checks): a listener alone is not ready.
+HEALTH = {"s3": "/moto-api/", "mlflow": "/health", "site": "/robots.txt", "api": "/api/v2/version"}
 
-    host, port = where.rsplit(":", 1)
-    deadline = time.monotonic() + timeout
+
+def _wait_healthy(where: str, path: str, what: str, timeout: float, check=None) -> None:
+    """Until ``GET http://<where><path>`` answers 2xx."""
+    import urllib.error
+    import urllib.request
+
+    deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-            return
-        except OSError:
-            if check is not None:
-                check()
-            time.sleep(0.5)
-    raise TimeoutError(f"{what} did not answer on {where} within {timeout:.0f}s")
+            with urllib.request.urlopen(f"http://{where}{path}", timeout=5) as answer:
+                if 200 <= answer.status < 300:
+                    return
+                last = f"HTTP {answer.status}"
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except OSError as error:
+            last = str(error)
+        if check is not None:
+            check()
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} was not healthy at http://{where}{path} within {timeout:.0f}s ({last})")
 
 
 def _config_json(cfg: StackConfig) -> dict:

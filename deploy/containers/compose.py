@@ -179,13 +179,11 @@ class Stack:
         return (result.stdout or "") + (result.stderr or "")
 
     def wait(self, services: tuple[str, ...], deadline: float) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
+        # One check at a time: several start an Airflow or Celery CLI each, and run side by side on a
+        # loaded host they all outlive their timeout (seen at load average 27).
         pending = list(services)
         while pending:
-            with ThreadPoolExecutor(len(pending)) as pool:  # each check may start a CLI: seconds each
-                answers = list(pool.map(self.healthy, pending))
-            pending = [s for s, ok in zip(pending, answers, strict=True) if not ok]
+            pending = [s for s in pending if not self.healthy(s)]
             if pending and time.monotonic() > deadline:
                 raise SystemExit(f"[compose] not healthy before the deadline: {pending}")
             if pending:

@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.9.30
+# A Python to run the container scripts with (they need only the standard library).
+PYTHON_ANY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3)
 
-.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench clean stack stack-down
+.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench clean stack stack-down image compose-up \
+	compose-down test-containers
 
 $(PY):
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
@@ -48,8 +51,14 @@ ui:
 vendor-datadocs: $(PY)  # refresh the Data Docs assets the plugin serves (npm ci from their lock)
 	$(PY) deploy/vendor_datadocs.py
 
+# The image installs requirements-runtime.lock: the same versions without the dev extra (resolved with
+# requirements.lock as constraints; tests/unit/test_locks.py checks they agree), and builds the pack with
+# the backend pinned in requirements-build.lock.
 lock: $(PY)
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra celery --extra postgres --extra amazon --python-version 3.11 \
+		-c requirements.lock -o requirements-runtime.lock
+	echo "hatchling>=1.27" | $(VENV)/bin/uv pip compile - --python-version 3.11 -o requirements-build.lock
 
 bench: install
 	$(PY) bench/dag_parse.py
@@ -64,3 +73,22 @@ stack: install
 
 stack-down:
 	$(PY) deploy/stack.py down --home stack_home
+
+# Containers (docs/deploy.md, "Containers"): the images, then docker-compose.yml with
+# docker-compose.local.yml (Postgres, Redis and S3 built on the local base) under `docker compose` or,
+# without a Docker engine, Debian's podman + podman-compose (installed here by deploy/containers/host-setup.sh).
+# BASE_IMAGE=apache/airflow:3.3.2-python3.11 builds on the official image where it can be pulled.
+COMPOSE_PROJECT ?= mlops-pack
+image:
+	$(PYTHON_ANY) deploy/containers/compose.py image
+
+compose-up: image
+	$(PYTHON_ANY) deploy/containers/compose.py --project $(COMPOSE_PROJECT) up
+
+compose-down:
+	$(PYTHON_ANY) deploy/containers/compose.py --project $(COMPOSE_PROJECT) down
+
+# Builds (or reuses) the images, runs the compose stack to a first champion and kills a worker container
+# during a train task (tests/stack/test_containers.py; root, podman: installed when missing).
+test-containers: install
+	MLOPS_CONTAINER_TESTS=1 $(PY) -m pytest -p no:cacheprovider -ra -s tests/stack/test_containers.py

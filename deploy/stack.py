@@ -232,24 +232,34 @@ def _admin(cfg: StackConfig):
     return conn
 
 
-def _databases(cfg: StackConfig, create: bool) -> None:
+def create_databases(cfg: StackConfig) -> list[str]:
+    """Create the stack's databases (Airflow, MLflow, the search studies) and return their names; refuses,
+    changing nothing, when any exists already: the stack drops only databases it created itself."""
+    wanted = [cfg.airflow_db, cfg.mlflow_db, cfg.search_db]
     conn = _admin(cfg)  # autocommit: CREATE/DROP DATABASE refuse a transaction block
     try:
         with conn.cursor() as cur:
-            for db in (cfg.airflow_db, cfg.mlflow_db, cfg.search_db):
-                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                if create:
-                    cur.execute(f'CREATE DATABASE "{db}"')
+            cur.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)", (wanted,))
+            existing = sorted(row[0] for row in cur.fetchall())
+            if existing:
+                raise RuntimeError(f"database(s) {existing} already exist on {cfg.endpoints.postgres}: the stack "
+                                   "creates its own and drops only those; drop them yourself or use another db_prefix")
+            for db in wanted:
+                cur.execute(f'CREATE DATABASE "{db}"')
     finally:
         conn.close()
+    return wanted
 
 
-def create_databases(cfg: StackConfig) -> None:
-    _databases(cfg, create=True)
-
-
-def drop_databases(cfg: StackConfig) -> None:
-    _databases(cfg, create=False)
+def drop_databases(cfg: StackConfig, names: list[str]) -> None:
+    """Drop ``names``: the databases :func:`create_databases` created (recorded in stack.json)."""
+    conn = _admin(cfg)
+    try:
+        with conn.cursor() as cur:
+            for db in names:
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        conn.close()
 
 
 def clear_broker(cfg: StackConfig) -> None:
@@ -272,11 +282,37 @@ def s3_client(cfg: StackConfig):
                         aws_secret_access_key=MOTO_SECRET, region_name=REGION)
 
 
-def prepare(cfg: StackConfig) -> None:
-    """Write the demo spec, pointed at the demo site, into the pipelines folder."""
+def site_addresses(site: str, timeout: float = 300) -> list[str]:
+    """The IPv4 addresses (``ip:port``) a container host name resolves to, once it resolves."""
+    import socket
+
+    host, port = site.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+            return sorted({f"{info[4][0]}:{port}" for info in infos})
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def prepare(cfg: StackConfig, name_site_address: bool = False) -> None:
+    """Write the demo spec, pointed at the demo site, into the pipelines folder.
+
+    ``name_site_address`` (containers): the demo site's container address is private, and the scrape
+    policy fetches a private address only when ``allowed_hosts`` names that IP (docs/ingestion.md,
+    "Safety"), so the address it resolves to now is named beside its host name."""
     pipelines = Path(cfg.pipelines_dir or cfg.home / "pipelines")
     pipelines.mkdir(parents=True, exist_ok=True)
-    (pipelines / f"{PIPELINE}.yaml").write_text(spec_text(cfg.endpoints.site))
+    text, site = spec_text(cfg.endpoints.site), cfg.endpoints.site
+    if name_site_address:
+        allowed = f'allowed_hosts: ["{site}"]'
+        if allowed not in text:
+            raise ValueError(f"spec edit {allowed!r} matches nothing in {PIPELINE}.yaml")
+        text = text.replace(allowed, f"allowed_hosts: {json.dumps([site, *site_addresses(site)])}")
+    (pipelines / f"{PIPELINE}.yaml").write_text(text)
 
 
 def create_bucket(cfg: StackConfig) -> None:
@@ -293,6 +329,7 @@ class Stack:
         self.logs = cfg.home / "logs"
         self.state_file = cfg.home / "stack.json"
         self.pids: dict[str, int] = {}
+        self.databases: list[str] = []  # created by this stack: the only ones down() drops
 
     def env(self, service: dict, name: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "MLFLOW_"))}
@@ -324,7 +361,8 @@ class Stack:
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def _save(self) -> None:
-        self.state_file.write_text(json.dumps({"config": _config_json(self.cfg), "pids": self.pids}, indent=2))
+        self.state_file.write_text(json.dumps({"config": _config_json(self.cfg), "pids": self.pids,
+                                               "databases": self.databases}, indent=2))
 
     def up(self, timeout: float = 240) -> None:
         """Everything the compose file's ``airflow-init`` and services do, in the same order."""
@@ -336,9 +374,10 @@ class Stack:
             (cfg.home / "simple_auth_manager_passwords.json.generated").write_text(
                 json.dumps({"admin": cfg.admin_password}))
         self._save()
-        create_databases(cfg)
+        self.databases = create_databases(cfg)
+        self._save()
         self.spawn("s3")
-        _wait_port(cfg.endpoints.s3, "moto S3", timeout=60)
+        _wait_healthy(cfg.endpoints.s3, HEALTH["s3"], "moto S3", timeout=60, check=self.check)
         create_bucket(cfg)
         for name in ("mlflow", "demo-site"):
             self.spawn(name)
@@ -348,9 +387,8 @@ class Stack:
         for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                      "airflow-worker", "airflow-worker-training"):
             self.spawn(name)
-        for where, what in ((cfg.endpoints.mlflow, "MLflow"), (cfg.endpoints.site, "demo site"),
-                            (cfg.endpoints.api, "Airflow api-server")):
-            _wait_port(where, what, timeout=timeout, check=self.check)
+        for name, what in (("mlflow", "MLflow"), ("site", "demo site"), ("api", "Airflow api-server")):
+            _wait_healthy(getattr(cfg.endpoints, name), HEALTH[name], what, timeout=timeout, check=self.check)
 
     def check(self) -> None:
         """RuntimeError naming a process that exited (and its log)."""
@@ -361,7 +399,8 @@ class Stack:
     def down(self) -> None:
         _stop(self.pids)
         self.pids = {}
-        drop_databases(self.cfg)
+        drop_databases(self.cfg, self.databases)
+        self.databases = []
         clear_broker(self.cfg)
         if self.state_file.exists():
             self.state_file.unlink()
@@ -512,20 +551,30 @@ def _stop(pids: dict[str, int], grace: float = 30) -> None:
             pass
 
 
-def _wait_port(where: str, what: str, timeout: float, check=None) -> None:
-    import socket
+# Each service's own health endpoint (the compose file's health checks): a listener alone is not ready.
+HEALTH = {"s3": "/moto-api/", "mlflow": "/health", "site": "/robots.txt", "api": "/api/v2/version"}
 
-    host, port = where.rsplit(":", 1)
-    deadline = time.monotonic() + timeout
+
+def _wait_healthy(where: str, path: str, what: str, timeout: float, check=None) -> None:
+    """Until ``GET http://<where><path>`` answers 2xx."""
+    import urllib.error
+    import urllib.request
+
+    deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-            return
-        except OSError:
-            if check is not None:
-                check()
-            time.sleep(0.5)
-    raise TimeoutError(f"{what} did not answer on {where} within {timeout:.0f}s")
+            with urllib.request.urlopen(f"http://{where}{path}", timeout=5) as answer:
+                if 200 <= answer.status < 300:
+                    return
+                last = f"HTTP {answer.status}"
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except OSError as error:
+            last = str(error)
+        if check is not None:
+            check()
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} was not healthy at http://{where}{path} within {timeout:.0f}s ({last})")
 
 
 def _config_json(cfg: StackConfig) -> dict:
@@ -540,6 +589,7 @@ def _load(home: Path) -> Stack:
     cfg = StackConfig(**{**data, "home": Path(data["home"]), "endpoints": Endpoints(**data["endpoints"])})
     stack = Stack(cfg)
     stack.pids = state["pids"]
+    stack.databases = state.get("databases", [])
     return stack
 
 
@@ -548,11 +598,20 @@ def main() -> None:
     parser.add_argument("action", choices=["up", "down", "compose-init"])
     parser.add_argument("--home", type=Path, default=REPO / "stack_home")
     parser.add_argument("--pg-user", default=os.environ.get("PGUSER", "postgres"))
+    # Sharing a machine: every port, the database names and the broker's Redis database are options.
+    default = Endpoints()
+    parser.add_argument("--postgres", default=default.postgres, help="PostgreSQL host:port")
+    parser.add_argument("--redis", default=default.redis, help="Redis host:port")
+    parser.add_argument("--redis-db", type=int, default=default.redis_db, help="the Celery broker's Redis database")
+    parser.add_argument("--db-prefix", default="mlops_stack", help="databases <prefix>_airflow and <prefix>_mlflow")
+    parser.add_argument("--bucket", default="mlops-stack")
+    for name in ("api", "mlflow", "s3", "site"):
+        parser.add_argument(f"--{name}-port", type=int, default=int(getattr(default, name).rsplit(":", 1)[1]))
     args = parser.parse_args()
     home = args.home.resolve()
     if args.action == "compose-init":
         cfg = compose_config()
-        prepare(cfg)
+        prepare(cfg, name_site_address=True)
         create_bucket(cfg)
         print(f"[stack] wrote {cfg.pipelines_dir}/{PIPELINE}.yaml; bucket {cfg.bucket} ready")
         return
@@ -560,14 +619,16 @@ def main() -> None:
         if not (home / "stack.json").exists():
             sys.exit(f"no stack running from {home} (no stack.json)")
         _load(home).down()
-        print(f"[stack] stopped; databases dropped; logs stay in {home / 'logs'}")
+        print(f"[stack] stopped; the databases it created dropped; logs stay in {home / 'logs'}")
         return
     if (home / "stack.json").exists():
         sys.exit(f"a stack already runs from {home}: make stack-down first")
     if home.exists():
         shutil.rmtree(home)
-    cfg = StackConfig(home=home, endpoints=Endpoints(pg_user=args.pg_user), jwt_secret=secrets.token_hex(24),
-                      admin_password=secrets.token_urlsafe(12))
+    endpoints = Endpoints(pg_user=args.pg_user, postgres=args.postgres, redis=args.redis, redis_db=args.redis_db,
+                          **{name: f"127.0.0.1:{getattr(args, name + '_port')}" for name in ("api", "mlflow", "s3", "site")})
+    cfg = StackConfig(home=home, endpoints=endpoints, db_prefix=args.db_prefix, bucket=args.bucket,
+                      jwt_secret=secrets.token_hex(24), admin_password=secrets.token_urlsafe(12))
     stack = Stack(cfg)
     try:
         stack.up()

@@ -35,7 +35,7 @@ def docker_compose() -> str:
 def compose(docker_compose: str, *args: str) -> subprocess.CompletedProcess:
     # The file's own defaults, not whatever the caller's shell sets.
     env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_UID", "AIRFLOW_JWT_SECRET", "AIRFLOW_PROJ_DIR",
-                                                            "AIRFLOW_IMAGE_NAME")}
+                                                            "AIRFLOW_IMAGE_NAME", "AIRFLOW_BASE_IMAGE")}
     return subprocess.run([docker_compose, "-f", str(COMPOSE_FILE), *args], capture_output=True, text=True, env=env,
                           cwd=REPO)
 
@@ -113,9 +113,10 @@ def test_airflow_runs_as_airflow_uid_from_an_image_built_from_the_dockerfile(ser
         assert services[name]["user"] == "50000:0"  # ${AIRFLOW_UID:-50000}:0
         assert services[name]["build"]["context"] == str(REPO)
         assert "_PIP_ADDITIONAL_REQUIREMENTS" not in services[name]["environment"]
+        assert services[name]["build"]["args"]["BASE_IMAGE"] == "apache/airflow:3.3.2-python3.11"
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "FROM apache/airflow:3.3.2" in dockerfile
-    assert "requirements.lock" in dockerfile
+    assert "FROM ${BASE_IMAGE}" in dockerfile
+    assert "requirements-runtime.lock" in dockerfile
 
 
 def test_airflow_init_runs_the_native_stacks_init_steps(services):

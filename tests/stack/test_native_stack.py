@@ -171,3 +171,23 @@ def test_partitions_reports_and_models_are_s3_objects_and_nothing_is_stored_loca
     assert not [f for f in loop["local_files"] if f.endswith((".parquet", ".html", ".skops", ".db"))]
     assert set(loop["local_files"]) <= {"airflow.cfg", "stack.json", "simple_auth_manager_passwords.json.generated",
                                         f"pipelines/{stack.PIPELINE}.yaml"}, loop["local_files"]
+
+
+def test_the_stack_never_drops_a_database_it_did_not_create(tmp_path):
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    cfg = stack.StackConfig(home=tmp_path, db_prefix=f"mlops_stack_{uuid.uuid4().hex[:8]}")
+    conn = stack._admin(cfg)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{cfg.mlflow_db}"')  # someone else's
+        created: list[str] = []
+        with pytest.raises(RuntimeError, match="already exist"):
+            created = stack.create_databases(cfg)
+        stack.drop_databases(cfg, created)  # what Stack.down() drops when start-up failed there
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (cfg.airflow_db, cfg.mlflow_db))
+            assert [row[0] for row in cur.fetchall()] == [cfg.mlflow_db]  # still there; nothing created
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{cfg.mlflow_db}"')
+        conn.close()

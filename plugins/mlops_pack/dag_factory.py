@@ -184,6 +184,10 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     params = {"window_partitions": Param(spec.model.window_partitions, type="integer", minimum=1,
                                          description="How many of the latest validated partitions to train on")}
     policy = spec.promotion
+    if policy.production_evidence is not None:
+        params["judge_challenger"] = Param(False, type="boolean", description="Train nothing: judge the current "
+                                           "@challenger again, on the production evidence its shadow scoring "
+                                           "gathered since")
     registry = {"pool": policy.pool} if policy.pool else {}
     with _dag(spec, "train", _train_schedule(spec, assets),
               "train a challenger, judge it against the champion, promote it if it wins.",

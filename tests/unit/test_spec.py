@@ -83,3 +83,18 @@ def test_labels_errors_name_the_field(tmp_path, labels, retrain, field, message)
     assert message in str(err.value)
     if field:
         assert f"  {field}:" in str(err.value)
+
+
+@pytest.mark.parametrize(("scoring", "labels", "message"), [
+    ("", "labels: {kind: later_partitions}\n", "production_evidence needs scoring.shadow: true"),
+    ("scoring: {shadow: true}\n", "", "production_evidence needs a labels section"),
+])
+def test_production_evidence_needs_shadow_scoring_and_labels(tmp_path, scoring, labels, message):
+    evidence = {"\npromotion:\n": "\npromotion:\n  production_evidence: {min_rows: 50}\n"}
+    ok = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{
+        "schedule:\n": "labels: {kind: later_partitions}\nschedule:\n", "chunk_rows: 200000": "chunk_rows: 150\n  shadow: true"})
+    assert load_spec(ok).promotion.production_evidence.min_rows == 50
+    path = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{"schedule:\n": scoring + labels + "schedule:\n"})
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value)

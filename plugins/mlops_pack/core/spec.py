@@ -351,6 +351,13 @@ class MetricPolicy(_Strict):
         return self.min_delta is not None or self.min_relative_delta is not None
 
 
+class ProductionEvidenceSpec(_Strict):
+    """The challenger must also beat the champion on labelled production rows both scored (docs/monitoring.md)."""
+
+    min_rows: int = Field(default=200, ge=1, description="labelled production rows scored by both champion and "
+                          "challenger (shadow scoring) below which the gate refuses: not enough evidence")
+
+
 class PromotionSpec(_Strict):
     metrics: dict[str, MetricPolicy] = Field(
         default_factory=lambda: {"rmse": MetricPolicy(min_delta=0.0)},
@@ -365,6 +372,10 @@ class PromotionSpec(_Strict):
     require_approval: bool = False
     approval_timeout_hours: float = Field(default=24, gt=0)
     pool: str | None = Field(default=None, description="Airflow pool (one slot) serialising registry writes")
+    production_evidence: ProductionEvidenceSpec | None = Field(
+        default=None, description="besides the holdout, a challenger must beat the champion on the labelled "
+        "production rows both scored (needs scoring.shadow and labels), with the gate's paired bootstrap CI; "
+        "the train DAG's judge_challenger Param judges the @challenger again once its evidence has grown")
 
     def direction(self, metric: str) -> str:
         return self.metrics[metric].direction or METRIC_DIRECTIONS[metric]
@@ -614,6 +625,17 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"labels.decay.floors: {metric!r} is not a realized metric {self.outcome_metrics}")
         if retrain.require_decay_for_drift and "drift" not in retrain.triggers:
             raise ValueError("retrain.require_decay_for_drift is set but retrain.triggers does not include 'drift'")
+        return self
+
+    @model_validator(mode="after")
+    def _production_evidence_has_shadow_and_labels(self) -> PipelineSpec:
+        if self.promotion.production_evidence is None:
+            return self
+        if not self.scoring.shadow:
+            raise ValueError("promotion.production_evidence needs scoring.shadow: true (the challenger must score "
+                             "the champion's rows)")
+        if self.labels is None:
+            raise ValueError("promotion.production_evidence needs a labels section (the truth of production rows)")
         return self
 
     @model_validator(mode="after")

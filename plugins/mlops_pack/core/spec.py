@@ -477,6 +477,8 @@ class _LabelsSpec(_Strict):
     decay: DecaySpec = DecaySpec()
     cooldown_minutes: float = Field(default=0, ge=0, description="no new performance (decay) event within this "
                                     "time of the last")
+    report_sample_rows: int = Field(default=20_000, ge=100, description="labelled rows the Evidently quality report "
+                                    "of each prediction partition is rendered from (the metrics use all rows)")
 
 
 class LaterPartitionLabels(_LabelsSpec):

@@ -262,9 +262,12 @@ def _labels(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     from mlops_pack.operators.labels import LabelsOperator
 
     labels = spec.labels
-    if labels.kind == "files":
+    if labels.kind in ("files", "sql"):
         schedule = CronTriggerTimetable(labels.cron, timezone="UTC") if labels.cron else None
-        doc = f"read new label files under {labels.url}{labels.pattern} into label partitions."
+        doc = (f"read new label files under {labels.url}{labels.pattern} into label partitions."
+               if labels.kind == "files" else
+               f"read new labels from a query on {labels.conn_id} into the label partitions "
+               f"{labels.partition_column} names.")
     else:
         schedule = assets.validated
         doc = "take the target of validated partitions as the labels of the keys scored before."

@@ -60,3 +60,16 @@ def test_label_partitions_are_named_by_their_file_or_validated_partition():
     assert label_file_partition("s3://b/labels/2026-11-03.csv.gz") == "2026-11-03"
     assert label_file_partition("file:///l/batch 7.parquet") == "batch_7"
     assert unlabelled(["d3", "d1", "d2"], ["d2"]) == ["d1", "d3"]
+
+
+def test_sql_label_rows_are_partitioned_by_their_day_and_merged_with_what_is_stored():
+    from mlops_pack.core.labels import label_partitions, merged_delivery
+
+    values = pd.Series([dt.date(2026, 11, 1), pd.Timestamp("2026-11-02T23:59:00Z"), None, "week 45", " "])
+    assert label_partitions(values).tolist() == ["2026-11-01", "2026-11-02", None, "week_45", None]
+    stored = pd.DataFrame({"id": ["a", "b"], "label": [1.0, 2.0]})
+    new = pd.DataFrame({"id": ["a", "b", "c"], "label": [1.0, 3.0, 4.0]})
+    rows, _, contradictions = delivery_rows(merged_delivery(stored, new, "id"), "id", "stored, then query")
+    assert rows.set_index("id")["label"].to_dict() == {"a": 1.0, "b": 3.0, "c": 4.0}
+    assert [(c["key"], c["label"], c["contradicts"]) for c in contradictions] == [("b", 3.0, 2.0)]
+    assert merged_delivery(None, new, "id").equals(new)

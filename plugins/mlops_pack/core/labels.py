@@ -4,8 +4,8 @@ Plain functions, no Airflow import. A label partition holds one row per record k
 spec's ``source.key``), ``label`` (the true ``model.target``) and ``labelled_at`` (when the pack
 first received this partition; kept across re-deliveries, so the same labels delivered again make
 the same rows and the same data version). It is named by the data it holds: the validated
-partition that carried the labels (``kind: later_partitions``) or the label file
-(``kind: files``).
+partition that carried the labels (``kind: later_partitions``), the label file (``kind: files``)
+or each row's ``partition_column`` value (``kind: sql``: a day, ``label_partitions``).
 
 Nothing is silently overwritten. Rows without a key or a label are listed as rejects. A key given
 two different labels within one delivery, or a label differing from the one another label
@@ -96,6 +96,37 @@ def label_file_partition(url: str) -> str:
     for suffix in (".gz", ".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json"):
         name = name.removesuffix(suffix)
     return safe_key(name)
+
+
+def label_partitions(values: pd.Series, date_format: str = "%Y-%m-%d") -> pd.Series:
+    """The label partition each row of a SQL label source belongs to, from its ``partition_column``
+    ``values``: a date or timestamp names its day (``date_format``), anything else its text, made
+    storage-safe; a missing value is None (the row is a reject)."""
+    import datetime as dt_
+
+    import pandas as pd
+
+    from mlops_pack.core.partitions import safe_key
+
+    def key(value: Any) -> str | None:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return None
+        if isinstance(value, dt_.date | pd.Timestamp):
+            return value.strftime(date_format)
+        return safe_key(str(value).strip()) if str(value).strip() else None
+
+    return values.map(key).astype(object)
+
+
+def merged_delivery(stored: pd.DataFrame | None, new: pd.DataFrame, key: str) -> pd.DataFrame:
+    """A label partition's stored rows (``key``, ``label``) followed by a new delivery's: read in this
+    order by :func:`delivery_rows`, a key the delivery labels again keeps the new label, and a new
+    label differing from the stored one is a contradiction."""
+    import pandas as pd
+
+    if stored is None or stored.empty:
+        return new[[key, LABEL]]
+    return pd.concat([stored[[key, LABEL]], new[[key, LABEL]]], ignore_index=True)
 
 
 def same_label(a: Any, b: Any) -> Any:

@@ -186,11 +186,10 @@ class FileSourceSpec(_FileLocation, _TableSource):
     kind: Literal["files"]
 
 
-class SqlSourceSpec(_TableSource):
-    """A SQL query through an Airflow connection (``kind: sql``; PostgreSQL or any common.sql database),
-    incremental on ``watermark_column`` (docs/ingestion.md)."""
+class _SqlQuery(_Strict):
+    """A query through an Airflow connection: shared by the ``sql`` source and ``sql`` labels."""
 
-    kind: Literal["sql"]
+    section: ClassVar[str] = "source"  # names the field in errors
     conn_id: str = Field(description="Airflow connection of the database (e.g. a postgres connection)")
     query: str = Field(min_length=1, description="a SELECT; the pack wraps it to filter and order on the "
                        "watermark, so write it without ORDER BY/LIMIT")
@@ -204,8 +203,15 @@ class SqlSourceSpec(_TableSource):
     def _one_select(cls, value: str) -> str:
         body = value.strip().rstrip(";").strip()
         if not re.match(r"(?is)^(select|with)\b", body) or ";" in body:
-            raise ValueError("source.query must be one SELECT (or WITH ... SELECT) statement")
+            raise ValueError(f"{cls.section}.query must be one SELECT (or WITH ... SELECT) statement")
         return body
+
+
+class SqlSourceSpec(_SqlQuery, _TableSource):
+    """A SQL query through an Airflow connection (``kind: sql``; PostgreSQL or any common.sql database),
+    incremental on ``watermark_column`` (docs/ingestion.md)."""
+
+    kind: Literal["sql"]
 
     @model_validator(mode="after")
     def _watermark_is_a_column(self) -> SqlSourceSpec:
@@ -488,15 +494,12 @@ class LaterPartitionLabels(_LabelsSpec):
     kind: Literal["later_partitions"]
 
 
-class FileLabels(_FileLocation, _LabelsSpec):
-    """Labels delivered as files (``kind: files``): one row per record key with its true target; each
-    file becomes the label partition named after it."""
+class _DeliveredLabels(_LabelsSpec):
+    """Labels read from a source of their own, on a cron: which columns hold the key and the truth."""
 
-    section: ClassVar[str] = "labels"
-    kind: Literal["files"]
     key_column: str | None = Field(default=None, description="column holding the record key; default: source.key")
     target_column: str | None = Field(default=None, description="column holding the truth; default: model.target")
-    cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new label files "
+    cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new labels "
                              "(UTC); null: manual or REST-triggered runs only")
 
     @field_validator("cron")
@@ -507,7 +510,25 @@ class FileLabels(_FileLocation, _LabelsSpec):
         return value
 
 
-LABEL_KINDS = ("later_partitions", "files")
+class FileLabels(_FileLocation, _DeliveredLabels):
+    """Labels delivered as files (``kind: files``): one row per record key with its true target; each
+    file becomes the label partition named after it."""
+
+    section: ClassVar[str] = "labels"
+    kind: Literal["files"]
+
+
+class SqlLabels(_SqlQuery, _DeliveredLabels):
+    """Labels from a SQL query (``kind: sql``): the key, the truth and the column naming each row's label
+    partition (e.g. the day the outcome was known); incremental on ``watermark_column`` like the sql source."""
+
+    section: ClassVar[str] = "labels"
+    kind: Literal["sql"]
+    partition_column: str = Field(description="column of the query result whose value names each row's label "
+                                  "partition (a date or timestamp becomes its day, YYYY-MM-DD)")
+
+
+LABEL_KINDS = ("later_partitions", "files", "sql")
 
 
 def _labels_kind(value: Any) -> str:
@@ -516,7 +537,8 @@ def _labels_kind(value: Any) -> str:
 
 
 AnyLabels = Annotated[
-    Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")],
+    Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")]
+    | Annotated[SqlLabels, Tag("sql")],
     Discriminator(_labels_kind, custom_error_type="labels_kind",
                   custom_error_message=f"labels.kind must be one of {list(LABEL_KINDS)}"),
 ]

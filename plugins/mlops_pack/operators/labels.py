@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 LABEL_FILE_STATE = "label_file_state.json"
+SQL_LABEL_STATE = "sql_labels_state.json"
 
 
 class LabelsOperator(PipelineOperator):
@@ -24,7 +25,10 @@ class LabelsOperator(PipelineOperator):
     ``partitions``, else every one whose labels are missing or older than its data. ``kind: files``:
     each new or changed file under ``labels.url`` + ``labels.pattern`` (fingerprints in
     ``state/label_file_state.json``, replaced only after the partitions are written) becomes the
-    label partition named after the file. Rejected rows and contradicting labels are listed beside
+    label partition named after the file. ``kind: sql``: the query's rows past the watermark kept in
+    ``state/sql_labels_state.json`` (moved only after the partitions are written), each into the label
+    partition its ``labels.partition_column`` value names, merged with what that partition holds (a
+    label delivered again changes nothing; a changed one is kept and listed). Rejected rows and contradicting labels are listed beside
     each partition (core/labels.py); nothing new: the task is skipped. Returns and emits
     {partitions: [{key, rows, version, contradictions, rejects}], rows}.
 
@@ -48,6 +52,8 @@ class LabelsOperator(PipelineOperator):
             raise ValueError(f"{self.spec.name}: the spec has no labels section: nothing says where the truth is")
         if labels.kind == "files":
             written = self._from_files()
+        elif labels.kind == "sql":
+            written = self._from_sql()
         else:
             written = [self.write_labels(key, frame, origin, source_version=version)
                        for key, frame, origin, version in self._from_validated(context)]
@@ -101,6 +107,50 @@ class LabelsOperator(PipelineOperator):
         write_json(state_path, remember(state, todo))
         return written
 
+    def _from_sql(self) -> list[dict[str, Any]]:
+        """The query's new rows (past the watermark in ``state/sql_labels_state.json``), each into the label
+        partition its ``partition_column`` names, merged with what that partition holds: a re-delivered
+        label changes nothing, a changed one is kept and listed as a contradiction."""
+        from mlops_pack.core.labels import LABEL, label_partitions, merged_delivery
+        from mlops_pack.core.sql_source import incremental_query, new_rows
+        from mlops_pack.core.storage import is_complete, read_json, read_partition, write_json
+        from mlops_pack.hooks.table_source import SqlSourceHook
+
+        labels, key = self.spec.labels, self.spec.source.key
+        key_column = labels.key_column or key
+        state_path = self.storage.state(SQL_LABEL_STATE)
+        state = read_json(state_path) if state_path.exists() else None
+        sql, params = incremental_query(labels.query, labels.watermark_column, (state or {}).get("watermark"),
+                                        labels.max_rows)
+        self.log.info("Querying %s for labels: %s %s", labels.conn_id, sql, params)
+        frame = SqlSourceHook(labels.conn_id).read(sql, params)
+        missing = [c for c in (key_column, labels.partition_column) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"labels.query on {labels.conn_id} returned no column(s) {missing} (has "
+                             f"{list(frame.columns)})")
+        fresh, next_state = new_rows(frame, watermark_column=labels.watermark_column, key_column=key_column,
+                                     state=state)
+        origin = f"query on {labels.conn_id}"
+        parts = label_partitions(fresh[labels.partition_column], self.spec.partition.date_format)
+        written = []
+        for partition in sorted(p for p in set(parts) if p is not None):
+            typed, problems = self._typed(fresh[(parts == partition).to_numpy()].reset_index(drop=True), origin)
+            folder = self.storage.partition("labels", partition)
+            stored = read_partition(folder, columns=[key, LABEL]) if is_complete(folder) else None
+            if stored is not None and _unchanged(stored, typed, key):
+                continue  # delivered again: nothing new for this partition
+            written.append(self.write_labels(partition, merged_delivery(stored, typed, key),
+                                             f"label partition {partition} as stored, then {origin}",
+                                             problems=problems, keep_listed=True))
+        unnamed = int(parts.isna().sum())
+        if unnamed:
+            self.log.warning("%d label rows have no %s value: no label partition names them", unnamed,
+                             labels.partition_column)
+        write_json(state_path, next_state)
+        if not written:
+            raise AirflowSkipException(f"no new or changed label from {origin}")
+        return written
+
     def _typed(self, raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, list[dict]]:
         """``raw``'s key and label columns typed like the source's key and target (core/columns.py);
         every row kept (a row number stands in as the key, so repeats reach the contradiction check)."""
@@ -118,9 +168,10 @@ class LabelsOperator(PipelineOperator):
         return typed[[key, LABEL]], [p for p in problems if p["kind"] == "field"]
 
     def write_labels(self, partition: str, frame: pd.DataFrame, origin: str, *, source_version: str | None = None,
-                     problems: list[dict] | None = None) -> dict[str, Any]:
+                     problems: list[dict] | None = None, keep_listed: bool = False) -> dict[str, Any]:
         """Write label partition ``partition`` from ``frame`` (key, label): rejects and contradictions
-        (with this delivery and with every other label partition) listed first, the manifest last."""
+        (with this delivery and with every other label partition) listed first, the manifest last.
+        ``keep_listed``: the partition grows by deliveries (sql), so the contradictions it listed before stay."""
         from mlops_pack.core.labels import (
             CONTRADICTIONS_FILE,
             LABEL,
@@ -141,6 +192,9 @@ class LabelsOperator(PipelineOperator):
         key = self.spec.source.key
         folder = self.storage.partition("labels", partition)
         rows, rejects, contradictions = delivery_rows(frame, key, origin)
+        if keep_listed and (folder / CONTRADICTIONS_FILE).exists():
+            listed = [json.loads(line) for line in (folder / CONTRADICTIONS_FILE).read_text().splitlines() if line]
+            contradictions = [*listed, *(c for c in contradictions if c not in listed)][:MAX_LISTED]
         rejects = [*(problems or []), *rejects]
         # Other label partitions are read one at a time (key and label only): memory follows the largest.
         for other in list_partitions(self.storage.area("labels")):
@@ -171,3 +225,13 @@ class LabelsOperator(PipelineOperator):
             write_bytes_atomic(path, "\n".join(json.dumps(i, default=str) for i in items).encode())
         elif path.exists():
             path.unlink()
+
+
+def _unchanged(stored: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:
+    """True when every (key, label) of ``new`` is already in ``stored`` with the same label."""
+    from mlops_pack.core.labels import LABEL, same_label
+
+    known = new[[key, LABEL]].dropna().merge(stored[[key, LABEL]], on=key, how="left", suffixes=("", "_stored"))
+    if known[f"{LABEL}_stored"].isna().any():
+        return False
+    return bool(same_label(known[LABEL].to_numpy(), known[f"{LABEL}_stored"].to_numpy()).all())

@@ -116,6 +116,16 @@ def inbox_asset(spec: PipelineSpec) -> Any:
     return Asset(name=f"{spec.name}.inbox", uri=f"mlops://{spec.name}/inbox", group="mlops", watchers=watchers)
 
 
+def label_inbox_asset(spec: PipelineSpec) -> Any:
+    """``<name>.label_inbox``: the asset whose events (REST, or the messages of ``labels.queues``) deliver labels."""
+    from airflow.sdk import Asset, AssetWatcher
+
+    watchers = [AssetWatcher(name=f"{spec.name}_labels_queue_{i}", trigger=queue_trigger(q))
+                for i, q in enumerate(spec.labels.queues)]
+    return Asset(name=f"{spec.name}.label_inbox", uri=f"mlops://{spec.name}/label_inbox", group="mlops",
+                 watchers=watchers)
+
+
 def queue_trigger(queue: Any) -> Any:
     """Airflow's ``MessageQueueTrigger`` for one ``events.queues`` entry: it hands the scheme's provider
     trigger (redis ``AwaitMessageTrigger``, amazon ``SqsSensorTrigger``) to the triggerer; core/inbox.py
@@ -268,6 +278,10 @@ def _labels(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
                if labels.kind == "files" else
                f"read new labels from a query on {labels.conn_id} into the label partitions "
                f"{labels.partition_column} names.")
+    elif labels.kind == "events":
+        schedule = label_inbox_asset(spec)
+        doc = (f"write the labels delivered by events of {spec.name}.label_inbox (REST or queue messages) into "
+               "the label partitions they name.")
     else:
         schedule = assets.validated
         doc = "take the target of validated partitions as the labels of the keys scored before."

@@ -73,3 +73,22 @@ def test_sql_label_rows_are_partitioned_by_their_day_and_merged_with_what_is_sto
     assert rows.set_index("id")["label"].to_dict() == {"a": 1.0, "b": 3.0, "c": 4.0}
     assert [(c["key"], c["label"], c["contradicts"]) for c in contradictions] == [("b", 3.0, 2.0)]
     assert merged_delivery(None, new, "id").equals(new)
+
+
+def test_label_events_name_their_partition_and_a_malformed_message_is_named():
+    import json
+
+    import pytest
+    from mlops_pack.core.inbox import MessageError
+    from mlops_pack.core.labels import label_deliveries
+
+    rest = {"partition": "2026-11-03", "labels": [{"listing_id": "a", "price": 1.0}]}
+    assert label_deliveries(rest) == [{"partition": "2026-11-03", "rows": rest["labels"], "origin": "asset event"}]
+    redis = {"from_trigger": True, "payload": {"type": "message", "channel": "lab", "data": json.dumps(rest)}}
+    assert label_deliveries(redis)[0]["origin"] == "Redis message on channel 'lab'"
+    for bad, said in (({**rest, "partition": None}, "names no 'partition'"),
+                      ({"partition": "p", "labels": []}, "has no 'labels' list"),
+                      ({"from_trigger": True, "payload": {"type": "message", "channel": "lab", "data": "[1]"}},
+                       "Redis message on channel 'lab' is JSON but not an object")):
+        with pytest.raises(MessageError, match=said):
+            label_deliveries(bad)

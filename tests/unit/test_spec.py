@@ -65,7 +65,7 @@ def test_labels_from_files_default_to_the_promotion_metrics_and_the_source_colum
 
 
 @pytest.mark.parametrize(("labels", "retrain", "field", "message"), [
-    ("labels: {kind: mail}\n", "", "labels", "labels.kind must be one of ['later_partitions', 'files', 'sql']"),
+    ("labels: {kind: mail}\n", "", "labels", "labels.kind must be one of ['later_partitions', 'files', 'sql', 'events']"),
     ("labels: {kind: files, url: 'http://x/'}\n", "", "labels.url", "must be a file:// or s3:// folder URL"),
     ("labels: {kind: files, url: 'file:///l', pattern: '../x'}\n", "", "labels.pattern",
      "relative to labels.url"),

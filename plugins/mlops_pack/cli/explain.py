@@ -85,7 +85,8 @@ def _labels_lines(spec: PipelineSpec) -> list[str]:
     if labels is None:
         return ["  labels: none (no realized performance, no decay trigger)"]
     where = {"files": lambda: f"files {labels.url}{labels.pattern}",
-             "sql": lambda: f"a query on {labels.conn_id}, partitioned by {labels.partition_column}"}.get(
+             "sql": lambda: f"a query on {labels.conn_id}, partitioned by {labels.partition_column}",
+             "events": lambda: f"events of {spec.name}.label_inbox (REST; {len(labels.queues)} queue(s))"}.get(
         labels.kind, lambda: "later validated partitions (their target)")()
     rules = [f"{m} worse than {v:g}" for m, v in labels.decay.floors.items()]
     if labels.decay.max_relative_drop is not None:

@@ -494,11 +494,16 @@ class LaterPartitionLabels(_LabelsSpec):
     kind: Literal["later_partitions"]
 
 
-class _DeliveredLabels(_LabelsSpec):
-    """Labels read from a source of their own, on a cron: which columns hold the key and the truth."""
+class _LabelColumns(_LabelsSpec):
+    """Labels from a source of their own: which columns hold the key and the truth."""
 
     key_column: str | None = Field(default=None, description="column holding the record key; default: source.key")
     target_column: str | None = Field(default=None, description="column holding the truth; default: model.target")
+
+
+class _DeliveredLabels(_LabelColumns):
+    """Labels read from a source of their own on a cron."""
+
     cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new labels "
                              "(UTC); null: manual or REST-triggered runs only")
 
@@ -528,7 +533,17 @@ class SqlLabels(_SqlQuery, _DeliveredLabels):
                                   "partition (a date or timestamp becomes its day, YYYY-MM-DD)")
 
 
-LABEL_KINDS = ("later_partitions", "files", "sql")
+class EventLabels(_LabelColumns):
+    """Labels delivered in events (``kind: events``): REST asset events of ``<name>.label_inbox`` (POST
+    /api/v2/assets/events) or messages on ``queues``, each ``{"partition": ..., "labels": [{key, target}]}``;
+    each lands in the label partition it names (docs/monitoring.md)."""
+
+    kind: Literal["events"]
+    queues: list[QueueSpec] = Field(default_factory=list, description="message queues whose messages deliver "
+                                    "labels (watched like events.queues); REST events always do")
+
+
+LABEL_KINDS = ("later_partitions", "files", "sql", "events")
 
 
 def _labels_kind(value: Any) -> str:
@@ -538,7 +553,7 @@ def _labels_kind(value: Any) -> str:
 
 AnyLabels = Annotated[
     Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")]
-    | Annotated[SqlLabels, Tag("sql")],
+    | Annotated[SqlLabels, Tag("sql")] | Annotated[EventLabels, Tag("events")],
     Discriminator(_labels_kind, custom_error_type="labels_kind",
                   custom_error_message=f"labels.kind must be one of {list(LABEL_KINDS)}"),
 ]

@@ -28,7 +28,9 @@ class LabelsOperator(PipelineOperator):
     label partition named after the file. ``kind: sql``: the query's rows past the watermark kept in
     ``state/sql_labels_state.json`` (moved only after the partitions are written), each into the label
     partition its ``labels.partition_column`` value names, merged with what that partition holds (a
-    label delivered again changes nothing; a changed one is kept and listed). Rejected rows and contradicting labels are listed beside
+    label delivered again changes nothing; a changed one is kept and listed). ``kind: events``: the
+    labels the run's ``<name>.label_inbox`` events deliver (REST or queue messages), merged the same way
+    into the partitions they name. Rejected rows and contradicting labels are listed beside
     each partition (core/labels.py); nothing new: the task is skipped. Returns and emits
     {partitions: [{key, rows, version, contradictions, rejects}], rows}.
 
@@ -54,6 +56,8 @@ class LabelsOperator(PipelineOperator):
             written = self._from_files()
         elif labels.kind == "sql":
             written = self._from_sql()
+        elif labels.kind == "events":
+            written = self._from_events(context)
         else:
             written = [self.write_labels(key, frame, origin, source_version=version)
                        for key, frame, origin, version in self._from_validated(context)]
@@ -111,9 +115,9 @@ class LabelsOperator(PipelineOperator):
         """The query's new rows (past the watermark in ``state/sql_labels_state.json``), each into the label
         partition its ``partition_column`` names, merged with what that partition holds: a re-delivered
         label changes nothing, a changed one is kept and listed as a contradiction."""
-        from mlops_pack.core.labels import LABEL, label_partitions, merged_delivery
+        from mlops_pack.core.labels import label_partitions
         from mlops_pack.core.sql_source import incremental_query, new_rows
-        from mlops_pack.core.storage import is_complete, read_json, read_partition, write_json
+        from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import SqlSourceHook
 
         labels, key = self.spec.labels, self.spec.source.key
@@ -132,16 +136,8 @@ class LabelsOperator(PipelineOperator):
                                      state=state)
         origin = f"query on {labels.conn_id}"
         parts = label_partitions(fresh[labels.partition_column], self.spec.partition.date_format)
-        written = []
-        for partition in sorted(p for p in set(parts) if p is not None):
-            typed, problems = self._typed(fresh[(parts == partition).to_numpy()].reset_index(drop=True), origin)
-            folder = self.storage.partition("labels", partition)
-            stored = read_partition(folder, columns=[key, LABEL]) if is_complete(folder) else None
-            if stored is not None and _unchanged(stored, typed, key):
-                continue  # delivered again: nothing new for this partition
-            written.append(self.write_labels(partition, merged_delivery(stored, typed, key),
-                                             f"label partition {partition} as stored, then {origin}",
-                                             problems=problems, keep_listed=True))
+        written = [w for w in (self._merge_into(p, fresh[(parts == p).to_numpy()].reset_index(drop=True), origin)
+                               for p in sorted(p for p in set(parts) if p is not None)) if w]
         unnamed = int(parts.isna().sum())
         if unnamed:
             self.log.warning("%d label rows have no %s value: no label partition names them", unnamed,
@@ -150,6 +146,48 @@ class LabelsOperator(PipelineOperator):
         if not written:
             raise AirflowSkipException(f"no new or changed label from {origin}")
         return written
+
+    def _from_events(self, context: Context) -> list[dict[str, Any]]:
+        """The labels the run's ``label_inbox`` events deliver (core/labels.label_deliveries), each merged into
+        the label partition it names; a malformed message fails the run naming it, without retries."""
+        import pandas as pd
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pack.core.inbox import MessageError
+        from mlops_pack.core.labels import label_deliveries
+
+        events = [e for group in (context.get("triggering_asset_events") or {}).values() for e in group]
+        try:
+            deliveries = [d for e in events for d in label_deliveries(e.extra)]
+        except MessageError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not deliveries:
+            raise AirflowSkipException("no label event triggered this run: POST labels to the label_inbox asset")
+        by_partition: dict[str, list[dict]] = {}
+        for delivery in deliveries:  # in event order: a later message's label for a key is read last
+            by_partition.setdefault(delivery["partition"], []).extend(delivery["rows"])
+        origins = ", ".join(dict.fromkeys(d["origin"] for d in deliveries))
+        written = [w for w in (self._merge_into(p, pd.DataFrame.from_records(rows), origins)
+                               for p, rows in by_partition.items()) if w]
+        if not written:
+            raise AirflowSkipException(f"the labels delivered by {origins} are there already")
+        return written
+
+    def _merge_into(self, partition: str, raw: pd.DataFrame, origin: str) -> dict[str, Any] | None:
+        """Type ``raw``'s labels and merge them into label partition ``partition``: None when it holds them
+        already (a re-delivery changes nothing), else the written partition's summary."""
+        from mlops_pack.core.labels import LABEL, merged_delivery
+        from mlops_pack.core.storage import is_complete, read_partition
+
+        key = self.spec.source.key
+        typed, problems = self._typed(raw, origin)
+        folder = self.storage.partition("labels", partition)
+        stored = read_partition(folder, columns=[key, LABEL]) if is_complete(folder) else None
+        if stored is not None and _unchanged(stored, typed, key):
+            return None
+        return self.write_labels(partition, merged_delivery(stored, typed, key),
+                                 f"label partition {partition} as stored, then {origin}", problems=problems,
+                                 keep_listed=True)
 
     def _typed(self, raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, list[dict]]:
         """``raw``'s key and label columns typed like the source's key and target (core/columns.py);

@@ -116,6 +116,16 @@ def inbox_asset(spec: PipelineSpec) -> Any:
     return Asset(name=f"{spec.name}.inbox", uri=f"mlops://{spec.name}/inbox", group="mlops", watchers=watchers)
 
 
+def label_inbox_asset(spec: PipelineSpec) -> Any:
+    """``<name>.label_inbox``: the asset whose events (REST, or the messages of ``labels.queues``) deliver labels."""
+    from airflow.sdk import Asset, AssetWatcher
+
+    watchers = [AssetWatcher(name=f"{spec.name}_labels_queue_{i}", trigger=queue_trigger(q))
+                for i, q in enumerate(spec.labels.queues)]
+    return Asset(name=f"{spec.name}.label_inbox", uri=f"mlops://{spec.name}/label_inbox", group="mlops",
+                 watchers=watchers)
+
+
 def queue_trigger(queue: Any) -> Any:
     """Airflow's ``MessageQueueTrigger`` for one ``events.queues`` entry: it hands the scheme's provider
     trigger (redis ``AwaitMessageTrigger``, amazon ``SqsSensorTrigger``) to the triggerer; core/inbox.py
@@ -184,6 +194,10 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     params = {"window_partitions": Param(spec.model.window_partitions, type="integer", minimum=1,
                                          description="How many of the latest validated partitions to train on")}
     policy = spec.promotion
+    if policy.production_evidence is not None:
+        params["judge_challenger"] = Param(False, type="boolean", description="Train nothing: judge the current "
+                                           "@challenger again, on the production evidence its shadow scoring "
+                                           "gathered since")
     registry = {"pool": policy.pool} if policy.pool else {}
     with _dag(spec, "train", _train_schedule(spec, assets),
               "train a challenger, judge it against the champion, promote it if it wins.",
@@ -275,9 +289,16 @@ def _labels(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
     from mlops_pack.operators.labels import LabelsOperator
 
     labels = spec.labels
-    if labels.kind == "files":
+    if labels.kind in ("files", "sql"):
         schedule = CronTriggerTimetable(labels.cron, timezone="UTC") if labels.cron else None
-        doc = f"read new label files under {labels.url}{labels.pattern} into label partitions."
+        doc = (f"read new label files under {labels.url}{labels.pattern} into label partitions."
+               if labels.kind == "files" else
+               f"read new labels from a query on {labels.conn_id} into the label partitions "
+               f"{labels.partition_column} names.")
+    elif labels.kind == "events":
+        schedule = label_inbox_asset(spec)
+        doc = (f"write the labels delivered by events of {spec.name}.label_inbox (REST or queue messages) into "
+               "the label partitions they name.")
     else:
         schedule = assets.validated
         doc = "take the target of validated partitions as the labels of the keys scored before."

@@ -15,9 +15,11 @@ import pytest
 from tests.operators.test_loop_operators import Pipeline
 from tests.support.env import HOME
 from tests.support.specs import write_dag_file, write_spec
+from tests.support.webhook import webhook_receiver
 
 NAME = "outloop"
-LABELS = ("\npromotion:\n", "\nretrain:\n  triggers: [drift, performance]\nlabels:\n  kind: later_partitions\n"
+LABELS = ("\npromotion:\n", "\nalerts:\n  webhook_conn_id: outloop_hook\n  events: [decay]\n"
+          "retrain:\n  triggers: [drift, performance]\nlabels:\n  kind: later_partitions\n"
           "  min_labelled: 50\n  decay: {max_relative_drop: 0.25}\npromotion:\n")
 
 
@@ -65,7 +67,10 @@ def pipeline(airflow_db, demo_site):
                                                              LABELS[0]: LABELS[1]})
     write_dag_file(spec, NAME)
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False, price_factor=1.0))
-    yield OutcomePipeline(site, spec, HOME / "data")
+    with webhook_receiver("outloop_hook") as alerts:
+        pipeline = OutcomePipeline(site, spec, HOME / "data")
+        pipeline.alerts = alerts
+        yield pipeline
     site.set_state(dataclasses.replace(site.state, day=1, shift=False, corrupt=False, price_factor=1.0))
 
 
@@ -108,6 +113,17 @@ def test_concept_drift_decays_the_champion_and_the_performance_event_carries_the
     assert not pipeline.record("2026-11-01__v1")["decayed"]  # the first day's record is kept as it was
     run = pipeline.run("outcomes")  # nothing new: every record is up to date, no second event
     assert pipeline.task_state(run, "realized_performance") == "skipped" and len(events(NAME, "performance")) == 1
+    # People see it: one decay alert, and an Evidently quality report of the labelled rows, linked.
+    [(_, _, alert)] = pipeline.alerts
+    assert alert["event"]["event"] == "decay" and alert["event"]["partition"] == "2026-11-02__v1"
+    assert "/files/outloop/reports/quality/2026-11-02__v1/report.html" in alert["text"]
+    quality = record["quality_report"]
+    assert quality["path"] == "reports/quality/2026-11-02__v1/report.html" and quality["sampled_rows"] == 400
+    assert quality["metrics"]["RMSE"] == pytest.approx(rmse["realized"], rel=1e-6)  # all 400 rows sampled
+    assert "<!DOCTYPE html>" in (pipeline.area("reports/quality") / "2026-11-02__v1" / "report.html").read_text()
+    # The same decay judged again (asked for) signals again but does not alert twice.
+    assert pipeline.run("outcomes", prediction_partitions=["2026-11-02__v1"]).state == "success"
+    assert len(events(NAME, "performance")) == 2 and len(pipeline.alerts) == 1
 
 
 def test_label_files_list_contradictions_and_a_redelivered_file_changes_nothing(airflow_db):

@@ -133,3 +133,41 @@ def test_the_monitor_compares_champion_and_challenger_in_its_summary_and_drift_e
     assert event["partition"] == "2026-11-02__v1"
     assert event["shadow"]["challenger_version"] == "2" and event["shadow"]["rows"] == 400
     assert event["shadow"]["prediction_partitions"] == ["2026-11-02__v1"]
+
+
+def promotion_records() -> list[dict]:
+    from airflow.sdk import ObjectStoragePath
+
+    folder = ObjectStoragePath(f"file://{HOME / 'data'}/{NAME}/promotions")
+    return sorted((json.loads(p.read_text()) for p in folder.iterdir() if p.name.endswith(".json")),
+                  key=lambda r: r["decided_at"])
+
+
+def test_production_evidence_judges_the_challenger_on_the_labelled_rows_both_models_scored(pipeline):
+    """promotion.production_evidence: the rejected challenger, judged again on the shadow-scored days once
+    their labels arrived, is refused with the paired CI; too few labelled rows refuse saying how many."""
+    pipeline.edit_spec("\npromotion:\n", "\nlabels:\n  kind: later_partitions\n  min_labelled: 50\npromotion:\n"
+                       "  production_evidence: {min_rows: 100000}\n")
+    assert pipeline.run("labels").state == "success"  # the validated days' prices label the keys scored
+    assert pipeline.run("train", judge_challenger=True).state == "success"
+    assert pipeline.alias("champion") == "1" and pipeline.alias("challenger") == "2"
+    record = promotion_records()[-1]
+    evidence = record["production_evidence"]
+    assert record["decision"] == "rejected" and (evidence["challenger_version"], evidence["champion_version"]) == (
+        "2", "1")
+    assert evidence["partitions"] == ["2026-11-01__v1", "2026-11-02__v1"] and not evidence["passed"]
+    # Rows either model trained on (day 1's training split) are not evidence; the rest are, once each.
+    assert 0 < evidence["rows"] == evidence["cleaned"]["rows_used"] < 800
+    assert f"not enough labelled production rows: {evidence['rows']} scored by both champion v1 and challenger v2" \
+        in record["reason"]
+
+    pipeline.edit_spec("min_rows: 100000", "min_rows: 50")
+    assert pipeline.run("train", judge_challenger=True).state == "success"
+    record = promotion_records()[-1]
+    evidence, gate = record["production_evidence"], pipeline.client.get_model_version(NAME, "2").tags
+    [interval] = evidence["intervals"]
+    assert record["decision"] == "rejected" and gate["decision"] == "rejected" and not evidence["passed"]
+    assert interval["metric"] == "rmse" and interval["high"] < 0  # the weak challenger: worse on production rows
+    assert f"does not beat the champion on {evidence['rows']} production rows" in record["reason"]
+    assert f"CI [{interval['low']:.4g}, {interval['high']:.4g}]" in record["reason"]
+    assert pipeline.alias("champion") == "1"

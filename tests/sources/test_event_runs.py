@@ -40,7 +40,7 @@ def stack(tmp_path_factory, moto_url, redis_up):
     home = tmp_path_factory.mktemp("events-home")
     inbox, api_port = home / "in", free_port()
     inbox.mkdir()
-    channel = f"evq-{uuid.uuid4().hex[:8]}"
+    channel, label_channel = f"evq-{uuid.uuid4().hex[:8]}", f"evq-labels-{uuid.uuid4().hex[:8]}"
     queue_url = boto_client("sqs", moto_url).create_queue(QueueName=f"evq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     spec = table_spec(home / "pipelines", NAME, {"kind": "files", "url": f"file://{inbox}", "pattern": "*.csv"},
                       events={"queues": [{"scheme": "redis+pubsub", "queue": channel, "conn_id": "evq_redis",
@@ -50,6 +50,8 @@ def stack(tmp_path_factory, moto_url, redis_up):
                               "upstream_assets": [{"name": "team_upstream.listings_export",
                                                    "uri": "upstream://team/listings_export"}],
                               "champion_poll_seconds": 5},
+                      labels={"kind": "events", "queues": [{"scheme": "redis+pubsub", "queue": label_channel,
+                                                            "conn_id": "evq_redis", "poll_seconds": 0.5}]},
                       # This module tests how runs start; the suite's checks are test_source_kinds.py's job.
                       validation={"expectations": [
                           {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 100}},
@@ -71,10 +73,13 @@ def stack(tmp_path_factory, moto_url, redis_up):
     runner.finish_init(mlflow_init)
     airflow.start()
     try:
-        wait_for_dags(airflow, {f"{NAME}__ingest", f"{NAME}__champion_watch", "team_upstream_export"})
-        for dag_id in (f"{NAME}__ingest", f"{NAME}__champion_watch", "team_upstream_export"):
+        started = (f"{NAME}__ingest", f"{NAME}__champion_watch", f"{NAME}__labels", "team_upstream_export")
+        wait_for_dags(airflow, set(started))
+        for dag_id in started:
             airflow.set_paused(dag_id, False)
-        yield Stack(airflow, home, inbox, channel, queue_url, moto_url)
+        stack = Stack(airflow, home, inbox, channel, queue_url, moto_url)
+        stack.label_channel = label_channel
+        yield stack
     finally:
         airflow.stop()
 
@@ -109,13 +114,19 @@ class Stack:
             found[manifest.parent.name] = (m["rows"], m["version"])
         return found
 
-    def publish_redis(self, message: dict | str) -> None:
+    def publish_redis(self, message: dict | str, channel: str | None = None) -> None:
         import redis
 
+        channel = channel or self.channel
         client = redis.Redis(host="127.0.0.1", port=6379)
-        wait_until(lambda: dict(client.pubsub_numsub(self.channel)).get(self.channel.encode(), 0) >= 1,
-                   f"a subscriber on {self.channel} (is the triggerer running the watcher?)", poll=1)
-        client.publish(self.channel, message if isinstance(message, str) else json.dumps(message))
+        wait_until(lambda: dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1,
+                   f"a subscriber on {channel} (is the triggerer running the watcher?)", poll=1)
+        client.publish(channel, message if isinstance(message, str) else json.dumps(message))
+
+    def labels(self, partition: str) -> tuple[dict, pd.DataFrame]:
+        folder = self.data / "labels" / partition
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return manifest, pd.read_parquet(manifest["uri"].removeprefix("file://")).set_index("listing_id")
 
 
 def wait_for_dags(airflow, wanted: set[str]) -> None:
@@ -269,3 +280,30 @@ for alpha in range({count}):
 """
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                    env={**stack.airflow.env, "PYTHONPATH": str(REPO / "plugins")})
+
+
+def test_labels_from_a_redis_message_and_a_rest_event_land_in_the_partition_they_name(stack):
+    """labels.kind events: a queue message and a REST asset event each deliver labels into the label
+    partition they name; the same labels again change nothing; a changed label is kept and listed."""
+    runs = f"{NAME}__labels"
+    stack.publish_redis({"partition": "2026-11-01", "labels": [{"listing_id": "a", "price": 100},
+                                                               {"listing_id": "b", "price": 200}]},
+                        channel=stack.label_channel)
+    [run] = stack.wait_runs(runs, 1)
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered"
+    first, rows = stack.labels("2026-11-01")
+    assert first["rows"] == 2 and rows.loc["b", "label"] == 200.0
+
+    [asset] = stack.airflow.get("/api/v2/assets", name_pattern=f"{NAME}.label_inbox")["assets"]
+    again = {"partition": "2026-11-01", "labels": [{"listing_id": "a", "price": 100}]}
+    stack.airflow.http.post("/api/v2/assets/events", json={"asset_id": asset["id"], "extra": again}
+                            ).raise_for_status()
+    assert stack.wait_runs(runs, 2)[-1]["state"] == "success"  # delivered again: skipped, nothing written
+    assert stack.labels("2026-11-01")[0]["version"] == first["version"]
+
+    changed = {"partition": "2026-11-01", "labels": [{"listing_id": "b", "price": 250}]}
+    stack.airflow.http.post("/api/v2/assets/events", json={"asset_id": asset["id"], "extra": changed}
+                            ).raise_for_status()
+    assert stack.wait_runs(runs, 3)[-1]["state"] == "success"
+    manifest, rows = stack.labels("2026-11-01")
+    assert manifest["rows"] == 2 and manifest["contradictions"] == 1 and rows.loc["b", "label"] == 250.0

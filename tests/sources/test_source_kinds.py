@@ -232,3 +232,60 @@ def test_a_query_on_postgres_reads_only_rows_past_its_watermark(airflow_db, sour
     finally:
         restore_env(old)
         db.close()
+
+
+def test_labels_from_a_postgres_query_land_in_partitions_named_by_their_day(airflow_db, source_db, tmp_path):
+    """labels.kind sql: rows past the watermark go to the label partition their day names; the same rows
+    delivered again change nothing; a changed label is kept, and the contradiction listed."""
+    import psycopg2
+    from mlops_pack.dag_factory import build_dags
+
+    name, (dsn, uri) = "sql_labels", source_db
+    db = psycopg2.connect(**dsn)
+    db.autocommit = True
+    cursor = db.cursor()
+    cursor.execute("CREATE TABLE sales (listing_id text, sold_price double precision, sold_on date, "
+                   "recorded_at timestamptz not null)")
+
+    def sell(rows, at):
+        cursor.executemany("INSERT INTO sales VALUES (%s,%s,%s,%s)", [(*r, at) for r in rows])
+
+    def labels_run():
+        run = build_dags(spec)[f"{name}__labels"].test()
+        return task_states(f"{name}__labels", run.run_id)["labels"]
+
+    def rows(key):
+        return pd.read_parquet(manifests(name, "labels")[key]["uri"].removeprefix("file://")).set_index("listing_id")
+
+    t1, t2, t3 = (dt.datetime(2026, 11, d, 12, tzinfo=dt.UTC) for d in (1, 2, 3))
+    sell([("a", 100.0, dt.date(2026, 11, 1)), ("b", 200.0, dt.date(2026, 11, 1)), ("c", 300.0, dt.date(2026, 11, 2)),
+          ("d", None, dt.date(2026, 11, 2))], t1)
+    old = set_env({"AIRFLOW_CONN_SALES_PG": uri})
+    try:
+        spec = table_spec(tmp_path / "specs", name, {"kind": "files", "url": "file:///unused/"}, labels={
+            "kind": "sql", "conn_id": "sales_pg", "query": "SELECT * FROM sales", "target_column": "sold_price",
+            "partition_column": "sold_on", "watermark_column": "recorded_at", "cron": None})
+        write_dag_file(spec, name)
+        assert labels_run() == "success"
+        first = manifests(name, "labels")
+        assert {k: (m["rows"], m["rejects"]) for k, m in first.items()} == {"2026-11-01": (2, 0),
+                                                                             "2026-11-02": (1, 1)}
+        assert labels_run() == "skipped"  # nothing past the watermark
+
+        sell([("a", 100.0, dt.date(2026, 11, 1)), ("e", 500.0, dt.date(2026, 11, 2))], t2)  # a: delivered again
+        assert labels_run() == "success"
+        second = manifests(name, "labels")
+        assert second["2026-11-01"]["version"] == first["2026-11-01"]["version"]  # changed nothing
+        assert second["2026-11-02"]["rows"] == 2 and rows("2026-11-02").loc["e", "label"] == 500.0
+
+        sell([("b", 250.0, dt.date(2026, 11, 1))], t3)  # b: a corrected price
+        assert labels_run() == "success"
+        third = manifests(name, "labels")["2026-11-01"]
+        assert third["rows"] == 2 and third["contradictions"] == 1 and rows("2026-11-01").loc["b", "label"] == 250.0
+        [listed] = [json.loads(line) for line in
+                    (DATA / name / "labels" / "2026-11-01" / "contradictions.jsonl").read_text().splitlines()]
+        assert (listed["key"], listed["label"], listed["contradicts"]) == ("b", 250.0, 200.0)
+        assert labels_run() == "skipped"
+    finally:
+        restore_env(old)
+        db.close()

@@ -47,3 +47,16 @@ def test_no_labels_no_section(tmp_path):
     from mlops_pack.ui.health import gather, render
 
     assert "Realized performance" not in render(gather("listings", tmp_path / "listings"))
+
+
+def test_each_judged_partition_links_its_quality_report_and_nothing_outside_reports(tmp_path):
+    from mlops_pack.ui.health import gather, render
+
+    root = tmp_path / "listings"
+    quality = {"uri": "file:///x", "path": "reports/quality/2026-11-02__v1/report.html", "sampled_rows": 400}
+    write(root / "performance" / "2026-11-02__v1", record("2026-11-02__v1", "1", 9.0, True, quality_report=quality))
+    hostile = {**quality, "path": "../../etc/passwd"}
+    write(root / "performance" / "2026-11-03__v1", record("2026-11-03__v1", "1", 9.0, False, quality_report=hostile))
+    html = render(gather("listings", root))
+    assert "/files/listings/reports/quality/2026-11-02__v1/report.html" in html and "report (400 rows)" in html
+    assert "passwd" not in html and "<th>quality report</th>" in html

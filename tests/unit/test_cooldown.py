@@ -42,3 +42,12 @@ def test_without_now_the_current_utc_time_is_used(tmp_path):
     stamped = dt.datetime.fromisoformat(read_json(path)["signalled_at"])
     assert before <= stamped <= dt.datetime.now(dt.UTC)
     assert claim(path, 5) is False
+
+
+def test_first_time_is_true_once_per_key(tmp_path):
+    from mlops_pack.core.cooldown import first_time
+
+    marker = ObjectStoragePath(f"file://{tmp_path}/state/alerts.json")
+    assert first_time(marker, "v1@2026-11-02__v1")
+    assert not first_time(marker, "v1@2026-11-02__v1")
+    assert first_time(marker, "v2@2026-11-02__v2") and first_time(marker, "v1@2026-11-03__v1")

@@ -60,3 +60,35 @@ def test_label_partitions_are_named_by_their_file_or_validated_partition():
     assert label_file_partition("s3://b/labels/2026-11-03.csv.gz") == "2026-11-03"
     assert label_file_partition("file:///l/batch 7.parquet") == "batch_7"
     assert unlabelled(["d3", "d1", "d2"], ["d2"]) == ["d1", "d3"]
+
+
+def test_sql_label_rows_are_partitioned_by_their_day_and_merged_with_what_is_stored():
+    from mlops_pack.core.labels import label_partitions, merged_delivery
+
+    values = pd.Series([dt.date(2026, 11, 1), pd.Timestamp("2026-11-02T23:59:00Z"), None, "week 45", " "])
+    assert label_partitions(values).tolist() == ["2026-11-01", "2026-11-02", None, "week_45", None]
+    stored = pd.DataFrame({"id": ["a", "b"], "label": [1.0, 2.0]})
+    new = pd.DataFrame({"id": ["a", "b", "c"], "label": [1.0, 3.0, 4.0]})
+    rows, _, contradictions = delivery_rows(merged_delivery(stored, new, "id"), "id", "stored, then query")
+    assert rows.set_index("id")["label"].to_dict() == {"a": 1.0, "b": 3.0, "c": 4.0}
+    assert [(c["key"], c["label"], c["contradicts"]) for c in contradictions] == [("b", 3.0, 2.0)]
+    assert merged_delivery(None, new, "id").equals(new)
+
+
+def test_label_events_name_their_partition_and_a_malformed_message_is_named():
+    import json
+
+    import pytest
+    from mlops_pack.core.inbox import MessageError
+    from mlops_pack.core.labels import label_deliveries
+
+    rest = {"partition": "2026-11-03", "labels": [{"listing_id": "a", "price": 1.0}]}
+    assert label_deliveries(rest) == [{"partition": "2026-11-03", "rows": rest["labels"], "origin": "asset event"}]
+    redis = {"from_trigger": True, "payload": {"type": "message", "channel": "lab", "data": json.dumps(rest)}}
+    assert label_deliveries(redis)[0]["origin"] == "Redis message on channel 'lab'"
+    for bad, said in (({**rest, "partition": None}, "names no 'partition'"),
+                      ({"partition": "p", "labels": []}, "has no 'labels' list"),
+                      ({"from_trigger": True, "payload": {"type": "message", "channel": "lab", "data": "[1]"}},
+                       "Redis message on channel 'lab' is JSON but not an object")):
+        with pytest.raises(MessageError, match=said):
+            label_deliveries(bad)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from tests.support.env import HOME
 from tests.support.ports import free_port
 from tests.support.specs import write_spec
+from tests.support.webhook import webhook_receiver
 
 
 class Inbox:
@@ -43,26 +42,8 @@ def smtp():
 
 @pytest.fixture(scope="module")
 def webhook():
-    received: list = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's hook name
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, self.headers.get("Authorization"), json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    os.environ["AIRFLOW_CONN_TEST_WEBHOOK"] = json.dumps(
-        {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/xyz",
-         "password": "hook-token"})
-    yield received
-    server.shutdown()
+    with webhook_receiver("test_webhook") as received:
+        yield received
 
 
 def alerts(**overrides):

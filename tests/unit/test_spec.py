@@ -65,7 +65,7 @@ def test_labels_from_files_default_to_the_promotion_metrics_and_the_source_colum
 
 
 @pytest.mark.parametrize(("labels", "retrain", "field", "message"), [
-    ("labels: {kind: mail}\n", "", "labels", "labels.kind must be one of ['later_partitions', 'files']"),
+    ("labels: {kind: mail}\n", "", "labels", "labels.kind must be one of ['later_partitions', 'files', 'sql', 'events']"),
     ("labels: {kind: files, url: 'http://x/'}\n", "", "labels.url", "must be a file:// or s3:// folder URL"),
     ("labels: {kind: files, url: 'file:///l', pattern: '../x'}\n", "", "labels.pattern",
      "relative to labels.url"),
@@ -106,3 +106,17 @@ def test_a_pipeline_function_is_not_imported_when_the_spec_is_read(tmp_path):
     spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{
         "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n": "  pipeline: nowhere_pkg.models:build\n"}))
     assert spec.model.pipeline == "nowhere_pkg.models:build" and "nowhere_pkg" not in sys.modules
+
+@pytest.mark.parametrize(("scoring", "labels", "message"), [
+    ("", "labels: {kind: later_partitions}\n", "production_evidence needs scoring.shadow: true"),
+    ("scoring: {shadow: true}\n", "", "production_evidence needs a labels section"),
+])
+def test_production_evidence_needs_shadow_scoring_and_labels(tmp_path, scoring, labels, message):
+    evidence = {"\npromotion:\n": "\npromotion:\n  production_evidence: {min_rows: 50}\n"}
+    ok = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{
+        "schedule:\n": "labels: {kind: later_partitions}\nschedule:\n", "chunk_rows: 200000": "chunk_rows: 150\n  shadow: true"})
+    assert load_spec(ok).promotion.production_evidence.min_rows == 50
+    path = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{"schedule:\n": scoring + labels + "schedule:\n"})
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value)

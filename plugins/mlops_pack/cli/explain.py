@@ -85,8 +85,10 @@ def _labels_lines(spec: PipelineSpec) -> list[str]:
     labels = spec.labels
     if labels is None:
         return ["  labels: none (no realized performance, no decay trigger)"]
-    where = (f"files {labels.url}{labels.pattern}" if labels.kind == "files"
-             else "later validated partitions (their target)")
+    where = {"files": lambda: f"files {labels.url}{labels.pattern}",
+             "sql": lambda: f"a query on {labels.conn_id}, partitioned by {labels.partition_column}",
+             "events": lambda: f"events of {spec.name}.label_inbox (REST; {len(labels.queues)} queue(s))"}.get(
+        labels.kind, lambda: "later validated partitions (their target)")()
     rules = [f"{m} worse than {v:g}" for m, v in labels.decay.floors.items()]
     if labels.decay.max_relative_drop is not None:
         rules.append(f"CI worse than the holdout by more than {labels.decay.max_relative_drop:.0%}")

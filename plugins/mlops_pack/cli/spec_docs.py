@@ -75,7 +75,8 @@ NOTES = {
     "source.kind": "`scrape` (web pages, the default), `files` (object storage) or `sql` (a query)",
     "source.csv_delimiter": "field separator of CSV files",
     "partition": "how ingested data is cut into partitions ([storage.md](storage.md))",
-    "labels.kind": "`later_partitions` (later validated partitions carry the target) or `files` (label files)",
+    "labels.kind": "`later_partitions` (later validated partitions carry the target), `files` (label files), "
+                   "`sql` (a query) or `events` (REST or queue messages)",
     "labels.csv_delimiter": "field separator of CSV label files",
 }
 

@@ -16,3 +16,17 @@ def claim(marker, cooldown_minutes: float, now: dt.datetime | None = None) -> bo
             return False
     write_json(marker, {"signalled_at": now.isoformat()})
     return True
+
+
+REMEMBERED = 1000  # keys a first_time marker keeps: the newest ones
+
+
+def first_time(marker, key: str, now: dt.datetime | None = None) -> bool:
+    """True (and ``key`` remembered in ``marker``) the first time ``key`` is seen; False after that.
+    Used to alert once per thing (e.g. one decay alert per model version and partition)."""
+    seen = read_json(marker).get("seen", {}) if marker.exists() else {}
+    if key in seen:
+        return False
+    seen[key] = (now or dt.datetime.now(dt.UTC)).isoformat()
+    write_json(marker, {"seen": dict(sorted(seen.items(), key=lambda kv: kv[1])[-REMEMBERED:])})
+    return True

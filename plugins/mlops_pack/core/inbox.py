@@ -32,6 +32,7 @@ from typing import Any
 from mlops_pack.core.errors import MlopsError
 
 QUOTED_CHARS = 200  # how much of a bad message an error quotes
+EXAMPLE = '{"partition": "2026-11-02", "file": "2026-11-02.csv"}'
 
 
 class MessageError(MlopsError, ValueError):
@@ -54,6 +55,19 @@ def queue_messages(extra: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 def message_fields(message: dict[str, Any]) -> dict[str, Any]:
     """The JSON object of one queue message; MessageError (naming it) if it is not one or asks for nothing."""
+    fields, quoted = message_json(message)
+    if not any(fields.get(k) for k in ("partition", "file", "files")):
+        raise MessageError(f"{message['origin']} names no 'partition', 'file' or 'files': {quoted}")
+    try:
+        request_of(fields)
+    except MessageError as exc:
+        raise MessageError(f"{message['origin']}: {exc}") from None
+    return fields
+
+
+def message_json(message: dict[str, Any], example: str = EXAMPLE) -> tuple[dict[str, Any], str]:
+    """(the JSON object of one queue message, its body quoted for errors); MessageError naming the message
+    when it is not a JSON object (``example`` shows what one looks like)."""
     body = message["body"]
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
@@ -63,17 +77,11 @@ def message_fields(message: dict[str, Any]) -> dict[str, Any]:
         fields = json.loads(text) if isinstance(body, str) else body
     except ValueError as exc:
         raise MessageError(f"{message['origin']} is not JSON ({exc}): {quoted}. A message names what it "
-                           'announces, e.g. {"partition": "2026-11-02", "file": "2026-11-02.csv"}') from None
+                           f"announces, e.g. {example}") from None
     if not isinstance(fields, dict):
         raise MessageError(f"{message['origin']} is JSON but not an object: {quoted}. A message names what it "
-                           'announces, e.g. {"partition": "2026-11-02", "file": "2026-11-02.csv"}')
-    if not any(fields.get(k) for k in ("partition", "file", "files")):
-        raise MessageError(f"{message['origin']} names no 'partition', 'file' or 'files': {quoted}")
-    try:
-        request_of(fields)
-    except MessageError as exc:
-        raise MessageError(f"{message['origin']}: {exc}") from None
-    return fields
+                           f"announces, e.g. {example}")
+    return fields, quoted
 
 
 def request_of(fields: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Plain functions, no Airflow import. A label partition holds one row per record k
 spec's ``source.key``), ``label`` (the true ``model.target``) and ``labelled_at`` (when the pack
 first received this partition; kept across re-deliveries, so the same labels delivered again make
 the same rows and the same data version). It is named by the data it holds: the validated
-partition that carried the labels (``kind: later_partitions``) or the label file
-(``kind: files``).
+partition that carried the labels (``kind: later_partitions``), the label file (``kind: files``)
+each row's ``partition_column`` value (``kind: sql``: a day, ``label_partitions``), or the
+``partition`` an event names (``kind: events``: REST or queue messages, ``label_deliveries``).
 
 Nothing is silently overwritten. Rows without a key or a label are listed as rejects. A key given
 two different labels within one delivery, or a label differing from the one another label
@@ -96,6 +97,65 @@ def label_file_partition(url: str) -> str:
     for suffix in (".gz", ".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json"):
         name = name.removesuffix(suffix)
     return safe_key(name)
+
+
+def label_partitions(values: pd.Series, date_format: str = "%Y-%m-%d") -> pd.Series:
+    """The label partition each row of a SQL label source belongs to, from its ``partition_column``
+    ``values``: a date or timestamp names its day (``date_format``), anything else its text, made
+    storage-safe; a missing value is None (the row is a reject)."""
+    import datetime as dt_
+
+    import pandas as pd
+
+    from mlops_pack.core.partitions import safe_key
+
+    def key(value: Any) -> str | None:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return None
+        if isinstance(value, dt_.date | pd.Timestamp):
+            return value.strftime(date_format)
+        return safe_key(str(value).strip()) if str(value).strip() else None
+
+    return values.map(key).astype(object)
+
+
+LABEL_EXAMPLE = '{"partition": "2026-11-03", "labels": [{"<key>": "a1", "<target>": 120000}]}'
+
+
+def label_deliveries(extra: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The labels one event of the ``<name>.label_inbox`` asset delivers: ``[{"partition", "rows", "origin"}]``,
+    one per queue message it carries (Redis, SQS), else one for the event's extra (a REST or upstream
+    event). Each message is ``{"partition": <its data's key>, "labels": [{<key column>: ..., <target
+    column>: ...}, ...]}``; a malformed one is a MessageError naming it."""
+    from mlops_pack.core.inbox import MessageError, message_json, queue_messages
+    from mlops_pack.core.partitions import safe_key
+
+    extra = extra or {}
+    messages = queue_messages(extra)
+    if messages is None:
+        fields = extra.get("payload") if isinstance(extra.get("payload"), dict) else extra
+        messages = [{"origin": "asset event", "body": fields}]
+    out = []
+    for message in messages:
+        fields, quoted = message_json(message, LABEL_EXAMPLE)
+        partition, rows = fields.get("partition"), fields.get("labels")
+        if not isinstance(partition, str | int) or not str(partition).strip():
+            raise MessageError(f"{message['origin']} names no 'partition' (the key of the data it labels): {quoted}")
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise MessageError(f"{message['origin']} has no 'labels' list of objects: {quoted}; e.g. {LABEL_EXAMPLE}")
+        out.append({"partition": safe_key(str(partition).strip()), "rows": rows, "origin": message["origin"]})
+    return out
+
+
+def merged_delivery(stored: pd.DataFrame | None, new: pd.DataFrame, key: str) -> pd.DataFrame:
+    """A label partition's stored rows (``key``, ``label``) followed by a new delivery's: read in this
+    order by :func:`delivery_rows`, a key the delivery labels again keeps the new label, and a new
+    label differing from the stored one is a contradiction."""
+    import pandas as pd
+
+    if stored is None or stored.empty:
+        return new[[key, LABEL]]
+    return pd.concat([stored[[key, LABEL]], new[[key, LABEL]]], ignore_index=True)
 
 
 def same_label(a: Any, b: Any) -> Any:

@@ -179,7 +179,7 @@ def decision_record(verdict: dict[str, Any], *, version: str, champion: str | No
             "approved_by": approver, "holdout_rows": verdict["holdout_rows"],
             "challenger_metrics": verdict["challenger_metrics"], "champion_metrics": verdict["champion_metrics"],
             "intervals": verdict["intervals"], "slices_failed": verdict["slices_failed"],
-            "holdout": verdict.get("holdout")}
+            "holdout": verdict.get("holdout"), "production_evidence": verdict.get("production_evidence")}
 
 
 def rollback_refusal(name: str, target: str | None, champion: str | None, target_decision: str | None) -> str | None:

@@ -190,11 +190,10 @@ class FileSourceSpec(_FileLocation, _TableSource):
     kind: Literal["files"]
 
 
-class SqlSourceSpec(_TableSource):
-    """A SQL query through an Airflow connection (``kind: sql``; PostgreSQL or any common.sql database),
-    incremental on ``watermark_column`` (docs/ingestion.md)."""
+class _SqlQuery(_Strict):
+    """A query through an Airflow connection: shared by the ``sql`` source and ``sql`` labels."""
 
-    kind: Literal["sql"]
+    section: ClassVar[str] = "source"  # names the field in errors
     conn_id: str = Field(description="Airflow connection of the database (e.g. a postgres connection)")
     query: str = Field(min_length=1, description="a SELECT; the pack wraps it to filter and order on the "
                        "watermark, so write it without ORDER BY/LIMIT")
@@ -208,8 +207,15 @@ class SqlSourceSpec(_TableSource):
     def _one_select(cls, value: str) -> str:
         body = value.strip().rstrip(";").strip()
         if not re.match(r"(?is)^(select|with)\b", body) or ";" in body:
-            raise ValueError("source.query must be one SELECT (or WITH ... SELECT) statement")
+            raise ValueError(f"{cls.section}.query must be one SELECT (or WITH ... SELECT) statement")
         return body
+
+
+class SqlSourceSpec(_SqlQuery, _TableSource):
+    """A SQL query through an Airflow connection (``kind: sql``; PostgreSQL or any common.sql database),
+    incremental on ``watermark_column`` (docs/ingestion.md)."""
+
+    kind: Literal["sql"]
 
     @model_validator(mode="after")
     def _watermark_is_a_column(self) -> SqlSourceSpec:
@@ -432,6 +438,13 @@ class MetricPolicy(_Strict):
         return self.min_delta is not None or self.min_relative_delta is not None
 
 
+class ProductionEvidenceSpec(_Strict):
+    """The challenger must also beat the champion on labelled production rows both scored (docs/monitoring.md)."""
+
+    min_rows: int = Field(default=200, ge=1, description="labelled production rows scored by both champion and "
+                          "challenger (shadow scoring) below which the gate refuses: not enough evidence")
+
+
 class PromotionSpec(_Strict):
     metrics: dict[str, MetricPolicy] = Field(
         default_factory=lambda: {"rmse": MetricPolicy(min_delta=0.0)},
@@ -446,6 +459,10 @@ class PromotionSpec(_Strict):
     require_approval: bool = False
     approval_timeout_hours: float = Field(default=24, gt=0)
     pool: str | None = Field(default=None, description="Airflow pool (one slot) serialising registry writes")
+    production_evidence: ProductionEvidenceSpec | None = Field(
+        default=None, description="besides the holdout, a challenger must beat the champion on the labelled "
+        "production rows both scored (needs scoring.shadow and labels), with the gate's paired bootstrap CI; "
+        "the train DAG's judge_challenger Param judges the @challenger again once its evidence has grown")
 
     def direction(self, metric: str) -> str:
         return self.metrics[metric].direction or METRIC_DIRECTIONS[metric]
@@ -547,6 +564,8 @@ class _LabelsSpec(_Strict):
     decay: DecaySpec = DecaySpec()
     cooldown_minutes: float = Field(default=0, ge=0, description="no new performance (decay) event within this "
                                     "time of the last")
+    report_sample_rows: int = Field(default=20_000, ge=100, description="labelled rows the Evidently quality report "
+                                    "of each prediction partition is rendered from (the metrics use all rows)")
 
 
 class LaterPartitionLabels(_LabelsSpec):
@@ -556,15 +575,17 @@ class LaterPartitionLabels(_LabelsSpec):
     kind: Literal["later_partitions"]
 
 
-class FileLabels(_FileLocation, _LabelsSpec):
-    """Labels delivered as files (``kind: files``): one row per record key with its true target; each
-    file becomes the label partition named after it."""
+class _LabelColumns(_LabelsSpec):
+    """Labels from a source of their own: which columns hold the key and the truth."""
 
-    section: ClassVar[str] = "labels"
-    kind: Literal["files"]
     key_column: str | None = Field(default=None, description="column holding the record key; default: source.key")
     target_column: str | None = Field(default=None, description="column holding the truth; default: model.target")
-    cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new label files "
+
+
+class _DeliveredLabels(_LabelColumns):
+    """Labels read from a source of their own on a cron."""
+
+    cron: str | None = Field(default="0 * * * *", description="when the labels DAG looks for new labels "
                              "(UTC); null: manual or REST-triggered runs only")
 
     @field_validator("cron")
@@ -575,7 +596,35 @@ class FileLabels(_FileLocation, _LabelsSpec):
         return value
 
 
-LABEL_KINDS = ("later_partitions", "files")
+class FileLabels(_FileLocation, _DeliveredLabels):
+    """Labels delivered as files (``kind: files``): one row per record key with its true target; each
+    file becomes the label partition named after it."""
+
+    section: ClassVar[str] = "labels"
+    kind: Literal["files"]
+
+
+class SqlLabels(_SqlQuery, _DeliveredLabels):
+    """Labels from a SQL query (``kind: sql``): the key, the truth and the column naming each row's label
+    partition (e.g. the day the outcome was known); incremental on ``watermark_column`` like the sql source."""
+
+    section: ClassVar[str] = "labels"
+    kind: Literal["sql"]
+    partition_column: str = Field(description="column of the query result whose value names each row's label "
+                                  "partition (a date or timestamp becomes its day, YYYY-MM-DD)")
+
+
+class EventLabels(_LabelColumns):
+    """Labels delivered in events (``kind: events``): REST asset events of ``<name>.label_inbox`` (POST
+    /api/v2/assets/events) or messages on ``queues``, each ``{"partition": ..., "labels": [{key, target}]}``;
+    each lands in the label partition it names (docs/monitoring.md)."""
+
+    kind: Literal["events"]
+    queues: list[QueueSpec] = Field(default_factory=list, description="message queues whose messages deliver "
+                                    "labels (watched like events.queues); REST events always do")
+
+
+LABEL_KINDS = ("later_partitions", "files", "sql", "events")
 
 
 def _labels_kind(value: Any) -> str:
@@ -584,7 +633,8 @@ def _labels_kind(value: Any) -> str:
 
 
 AnyLabels = Annotated[
-    Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")],
+    Annotated[LaterPartitionLabels, Tag("later_partitions")] | Annotated[FileLabels, Tag("files")]
+    | Annotated[SqlLabels, Tag("sql")] | Annotated[EventLabels, Tag("events")],
     Discriminator(_labels_kind, custom_error_type="labels_kind",
                   custom_error_message=f"labels.kind must be one of {list(LABEL_KINDS)}"),
 ]
@@ -695,6 +745,17 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"labels.decay.floors: {metric!r} is not a realized metric {self.outcome_metrics}")
         if retrain.require_decay_for_drift and "drift" not in retrain.triggers:
             raise ValueError("retrain.require_decay_for_drift is set but retrain.triggers does not include 'drift'")
+        return self
+
+    @model_validator(mode="after")
+    def _production_evidence_has_shadow_and_labels(self) -> PipelineSpec:
+        if self.promotion.production_evidence is None:
+            return self
+        if not self.scoring.shadow:
+            raise ValueError("promotion.production_evidence needs scoring.shadow: true (the challenger must score "
+                             "the champion's rows)")
+        if self.labels is None:
+            raise ValueError("promotion.production_evidence needs a labels section (the truth of production rows)")
         return self
 
     @model_validator(mode="after")

@@ -116,9 +116,48 @@ class RegistryOperator(MlflowOperator):
                        slices=holdout[self.spec.promotion.slices] if self.spec.promotion.slices else None,
                        holdout=clean)
         self.log.info("Gate holdout of %s v%s: %s", name, version, clean.describe())
+        verdict = result.as_dict()
+        if self.spec.promotion.production_evidence is not None and rival is not None:
+            from mlops_pack.core.production_evidence import with_evidence
+
+            verdict = with_evidence(verdict, self._production_evidence(version, tags, rival))
         # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
-        return {**result.as_dict(), "model": name, "version": version, "champion_evaluated": champion,
+        return {**verdict, "model": name, "version": version, "champion_evaluated": champion,
                 "retrain_evidence": tags.get("retrain_evidence") or None}
+
+    def _production_evidence(self, version: str, tags: dict[str, str], champion: str) -> Any:
+        """The challenger ``version`` against ``champion`` on the labelled production rows both scored: the
+        prediction partitions of ``champion`` shadow-scored by ``version``, joined with the label partitions
+        (core/production_evidence.py), without the rows either model trained on."""
+        import pyarrow.parquet as pq
+
+        from mlops_pack.core.labels import LABEL, LABELLED_AT
+        from mlops_pack.core.metrics import METRICS
+        from mlops_pack.core.production_evidence import judge_production, latest_labels, paired_rows
+        from mlops_pack.core.storage import list_partitions, read_partition
+
+        spec, key = self.spec, self.spec.source.key
+        needs_proba = any(METRICS[m].needs == "proba" for m in spec.promotion.metrics)
+        shadowed = [m for m in list_partitions(self.storage.area("predictions"))
+                    if str(m.get("model_version")) == str(champion) and str(m.get("shadow_model_version")) == version]
+        labels = latest_labels([read_partition(self.storage.path(m["folder"]), columns=[key, LABEL, LABELLED_AT])
+                                for m in list_partitions(self.storage.area("labels"))], key)
+
+        def frames():
+            for m in shadowed:
+                with self.storage.path(m["uri"]).open("rb") as fh:
+                    reader = pq.ParquetFile(fh)
+                    wanted = [c for c in reader.schema_arrow.names if c == key or c.startswith(
+                        ("prediction", "shadow_prediction") + (("proba_", "shadow_proba_") if needs_proba else ()))]
+                    yield m["partition"], reader.read(columns=wanted).to_pandas()
+
+        rows = paired_rows(frames(), labels, key, spec.model.task, needs_proba,
+                           trained=self._trained_keys(version, tags, champion))
+        evidence = judge_production(rows, spec.promotion, spec.promotion.production_evidence.min_rows,
+                                    challenger_version=version, champion_version=str(champion))
+        self.log.info("Production evidence for %s v%s vs champion v%s: %s", spec.name, version, champion,
+                      evidence.reason)
+        return evidence
 
     def _clean_holdout(self, version: str, tags: dict[str, str], champion: str | None, holdout) -> Any:
         """Which rows of ``version``'s holdout neither it nor ``champion`` trained on, by the spec's record
@@ -126,12 +165,19 @@ class RegistryOperator(MlflowOperator):
         written by the train task); a champion whose training set cannot be read is named in ``unknown``
         (the gate then refuses), the challenger's is an error: it was trained by this pack just before."""
         from mlops_pack.core.holdout import clean_holdout
-        from mlops_pack.core.storage import StorageError, read_partition
 
         name, key = self.spec.name, self.spec.source.key
         if "train_uri" not in tags or key not in holdout.columns:
             raise ValueError(f"{name} version {version} has no train_uri tag or its holdout no {key!r} column: "
                              "the gate cannot check that the holdout is unseen data")
+        return clean_holdout(holdout[key], key, *self._trained_keys(version, tags, champion))
+
+    def _trained_keys(self, version: str, tags: dict[str, str], champion: str | None) -> tuple[dict, dict]:
+        """(model label -> the record keys it trained on, model label -> why they cannot be read) of the
+        challenger ``version`` (tags ``tags``) and ``champion``."""
+        from mlops_pack.core.storage import StorageError, read_partition
+
+        name, key = self.spec.name, self.spec.source.key
         trained_on = {f"challenger v{version}": read_partition(self.storage.path(tags["train_uri"]).parent,
                                                                columns=[key])[key]}
         unknown = {}
@@ -143,7 +189,7 @@ class RegistryOperator(MlflowOperator):
                 trained_on[label] = read_partition(self.storage.path(uri).parent, columns=[key])[key]
             except (StorageError, KeyError, ValueError) as exc:
                 unknown[label] = f"its training rows cannot be read: {exc}"
-        return clean_holdout(holdout[key], key, trained_on, unknown)
+        return trained_on, unknown
 
     def record(self, context: Context, record: dict[str, Any], *, tag_version: bool = True) -> None:
         """Append the decision to ``promotions/`` (one object per decision), then tag the version.

@@ -144,9 +144,9 @@ class EvidentlyDriftOperator(MlflowOperator):
         from mlops_pack.core.storage import read_manifest, write_bytes_atomic
 
         drift, columns = self.spec.drift, [*numeric, *categorical]
-        reference = _sample([reference_folder], [read_manifest(reference_folder)], columns,
-                            drift.report_sample_rows)
-        current = _sample(folders, manifests, columns, drift.report_sample_rows)
+        reference = sample_partitions([reference_folder], [read_manifest(reference_folder)], columns,
+                                      drift.report_sample_rows)
+        current = sample_partitions(folders, manifests, columns, drift.report_sample_rows)
         folder = self.storage.partition("reports/drift", key)
         with tempfile.TemporaryDirectory() as tmp:
             shown = drift_report(reference, current, numeric, categorical, drift.share_threshold,
@@ -198,7 +198,7 @@ def _batches(folders: list, manifests: list[dict[str, Any]], columns: list[str],
             yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
 
 
-def _sample(folders: list, manifests: list[dict[str, Any]], columns: list[str], rows: int):
+def sample_partitions(folders: list, manifests: list[dict[str, Any]], columns: list[str], rows: int):
     """About ``rows`` rows drawn uniformly from the partitions (Bernoulli per row, seeded), as pandas:
     memory is bounded by the sample, not by the partitions."""
     import numpy as np

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
 LABEL_FILE_STATE = "label_file_state.json"
+SQL_LABEL_STATE = "sql_labels_state.json"
 
 
 class LabelsOperator(PipelineOperator):
@@ -25,7 +26,12 @@ class LabelsOperator(PipelineOperator):
     ``partitions``, else every one whose labels are missing or older than its data. ``kind: files``:
     each new or changed file under ``labels.url`` + ``labels.pattern`` (fingerprints in
     ``state/label_file_state.json``, replaced only after the partitions are written) becomes the
-    label partition named after the file. Rejected rows and contradicting labels are listed beside
+    label partition named after the file. ``kind: sql``: the query's rows past the watermark kept in
+    ``state/sql_labels_state.json`` (moved only after the partitions are written), each into the label
+    partition its ``labels.partition_column`` value names, merged with what that partition holds (a
+    label delivered again changes nothing; a changed one is kept and listed). ``kind: events``: the
+    labels the run's ``<name>.label_inbox`` events deliver (REST or queue messages), merged the same way
+    into the partitions they name. Rejected rows and contradicting labels are listed beside
     each partition (core/labels.py); nothing new: the task is skipped. Returns and emits
     {partitions: [{key, rows, version, contradictions, rejects}], rows}.
 
@@ -49,6 +55,10 @@ class LabelsOperator(PipelineOperator):
             raise ValueError(f"{self.spec.name}: the spec has no labels section: nothing says where the truth is")
         if labels.kind == "files":
             written = self._from_files()
+        elif labels.kind == "sql":
+            written = self._from_sql()
+        elif labels.kind == "events":
+            written = self._from_events(context)
         else:
             written = [self.write_labels(key, frame, origin, source_version=version)
                        for key, frame, origin, version in self._from_validated(context)]
@@ -102,6 +112,84 @@ class LabelsOperator(PipelineOperator):
         write_json(state_path, remember(state, todo))
         return written
 
+    def _from_sql(self) -> list[dict[str, Any]]:
+        """The query's new rows (past the watermark in ``state/sql_labels_state.json``), each into the label
+        partition its ``partition_column`` names, merged with what that partition holds: a re-delivered
+        label changes nothing, a changed one is kept and listed as a contradiction."""
+        from mlops_pack.core.labels import label_partitions
+        from mlops_pack.core.sql_source import incremental_query, new_rows
+        from mlops_pack.core.storage import read_json, write_json
+        from mlops_pack.hooks.table_source import SqlSourceHook
+
+        labels, key = self.spec.labels, self.spec.source.key
+        key_column = labels.key_column or key
+        state_path = self.storage.state(SQL_LABEL_STATE)
+        state = read_json(state_path) if state_path.exists() else None
+        sql, params = incremental_query(labels.query, labels.watermark_column, (state or {}).get("watermark"),
+                                        labels.max_rows)
+        self.log.info("Querying %s for labels: %s %s", labels.conn_id, sql, params)
+        frame = SqlSourceHook(labels.conn_id).read(sql, params)
+        missing = [c for c in (key_column, labels.partition_column) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"labels.query on {labels.conn_id} returned no column(s) {missing} (has "
+                             f"{list(frame.columns)})")
+        fresh, next_state = new_rows(frame, watermark_column=labels.watermark_column, key_column=key_column,
+                                     state=state)
+        origin = f"query on {labels.conn_id}"
+        parts = label_partitions(fresh[labels.partition_column], self.spec.partition.date_format)
+        written = [w for w in (self._merge_into(p, fresh[(parts == p).to_numpy()].reset_index(drop=True), origin)
+                               for p in sorted(p for p in set(parts) if p is not None)) if w]
+        unnamed = int(parts.isna().sum())
+        if unnamed:
+            self.log.warning("%d label rows have no %s value: no label partition names them", unnamed,
+                             labels.partition_column)
+        write_json(state_path, next_state)
+        if not written:
+            raise AirflowSkipException(f"no new or changed label from {origin}")
+        return written
+
+    def _from_events(self, context: Context) -> list[dict[str, Any]]:
+        """The labels the run's ``label_inbox`` events deliver (core/labels.label_deliveries), each merged into
+        the label partition it names; a malformed message fails the run naming it, without retries."""
+        import pandas as pd
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_pack.core.inbox import MessageError
+        from mlops_pack.core.labels import label_deliveries
+
+        events = [e for group in (context.get("triggering_asset_events") or {}).values() for e in group]
+        try:
+            deliveries = [d for e in events for d in label_deliveries(e.extra)]
+        except MessageError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not deliveries:
+            raise AirflowSkipException("no label event triggered this run: POST labels to the label_inbox asset")
+        by_partition: dict[str, list[dict]] = {}
+        for delivery in deliveries:  # in event order: a later message's label for a key is read last
+            by_partition.setdefault(delivery["partition"], []).extend(delivery["rows"])
+        origins = ", ".join(dict.fromkeys(d["origin"] for d in deliveries))
+        written = [w for w in (self._merge_into(p, pd.DataFrame.from_records(rows), origins)
+                               for p, rows in by_partition.items()) if w]
+        if not written:
+            raise AirflowSkipException(f"the labels delivered by {origins} are there already")
+        return written
+
+    def _merge_into(self, partition: str, raw: pd.DataFrame, origin: str) -> dict[str, Any] | None:
+        """Type ``raw``'s labels and merge them into label partition ``partition``: None when it holds them
+        already (a re-delivery changes nothing), else the written partition's summary."""
+        from mlops_pack.core.labels import LABEL, merged_delivery
+        from mlops_pack.core.storage import is_complete, read_partition
+
+        key = self.spec.source.key
+        typed, problems = self._typed(raw, origin)
+        folder = self.storage.partition("labels", partition)
+        stored = read_partition(folder, columns=[key, LABEL]) if is_complete(folder) else None
+        if stored is not None and _unchanged(stored, typed, key):
+            return None
+        return self.write_labels(partition, merged_delivery(stored, typed, key),
+                                 f"label partition {partition} as stored, then {origin}", problems=problems,
+                                 keep_listed=True)
+
     def _typed(self, raw: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, list[dict]]:
         """``raw``'s key and label columns typed like the source's key and target (core/columns.py);
         every row kept (a row number stands in as the key, so repeats reach the contradiction check)."""
@@ -119,9 +207,10 @@ class LabelsOperator(PipelineOperator):
         return typed[[key, LABEL]], [p for p in problems if p["kind"] == "field"]
 
     def write_labels(self, partition: str, frame: pd.DataFrame, origin: str, *, source_version: str | None = None,
-                     problems: list[dict] | None = None) -> dict[str, Any]:
+                     problems: list[dict] | None = None, keep_listed: bool = False) -> dict[str, Any]:
         """Write label partition ``partition`` from ``frame`` (key, label): rejects and contradictions
-        (with this delivery and with every other label partition) listed first, the manifest last."""
+        (with this delivery and with every other label partition) listed first, the manifest last.
+        ``keep_listed``: the partition grows by deliveries (sql), so the contradictions it listed before stay."""
         from mlops_pack.core.labels import (
             CONTRADICTIONS_FILE,
             LABEL,
@@ -142,6 +231,9 @@ class LabelsOperator(PipelineOperator):
         key = self.spec.source.key
         folder = self.storage.partition("labels", partition)
         rows, rejects, contradictions = delivery_rows(frame, key, origin)
+        if keep_listed and (folder / CONTRADICTIONS_FILE).exists():
+            listed = [json.loads(line) for line in (folder / CONTRADICTIONS_FILE).read_text().splitlines() if line]
+            contradictions = [*listed, *(c for c in contradictions if c not in listed)][:MAX_LISTED]
         rejects = [*(problems or []), *rejects]
         # Other label partitions are read one at a time (key and label only): memory follows the largest.
         for other in list_partitions(self.storage.area("labels")):
@@ -172,3 +264,13 @@ class LabelsOperator(PipelineOperator):
             write_bytes_atomic(path, "\n".join(json.dumps(i, default=str) for i in items).encode())
         elif path.exists():
             path.unlink()
+
+
+def _unchanged(stored: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:
+    """True when every (key, label) of ``new`` is already in ``stored`` with the same label."""
+    from mlops_pack.core.labels import LABEL, same_label
+
+    known = new[[key, LABEL]].dropna().merge(stored[[key, LABEL]], on=key, how="left", suffixes=("", "_stored"))
+    if known[f"{LABEL}_stored"].isna().any():
+        return False
+    return bool(same_label(known[LABEL].to_numpy(), known[f"{LABEL}_stored"].to_numpy()).all())

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 PERFORMANCE_AREA = "performance"
 SUMMARY_FILE = "summary.json"
 SIGNAL_STATE = "performance_signal.json"
+ALERTS_STATE = "decay_alerts.json"
 
 
 class RealizedPerformanceOperator(MlflowOperator):
@@ -73,8 +74,9 @@ class RealizedPerformanceOperator(MlflowOperator):
         if report.conflicts.keys:
             self.log.warning("%d keys have contradicting labels (e.g. %s); resolved by: %s", report.conflicts.keys,
                              list(report.conflicts.sample)[:5], report.conflicts.rule)
-        versions = {m["partition"]: m["version"] for m in todo}
-        records = [self._record(group, digest(versions[group.partition], labels_version), labels_version)
+        by_key = {m["partition"]: m for m in todo}
+        records = [self._record(group, digest(by_key[group.partition]["version"], labels_version), labels_version,
+                                self._quality_report(group, by_key[group.partition], labels))
                    for group in report.groups]
         return self._verdict(records)
 
@@ -94,13 +96,49 @@ class RealizedPerformanceOperator(MlflowOperator):
         judged = {m["partition"]: m.get("version") for m in list_partitions(self.storage.area(PERFORMANCE_AREA))}
         return [m for k, m in predictions.items() if judged.get(k) != digest(m["version"], labels_version)]
 
-    def _record(self, group: Any, identity: str, labels_version: str) -> dict[str, Any]:
+    def _quality_report(self, group: Any, predictions: dict[str, Any], labels: list[dict[str, Any]],
+                        ) -> dict[str, Any] | None:
+        """Evidently's quality report of ``group``'s labelled predictions, from a sample of at most
+        ``labels.report_sample_rows`` of them, in ``reports/quality/<prediction partition>/``; None
+        without enough labels. Returns {uri, path (in the pipeline's storage), sampled_rows, metrics}."""
+        import tempfile
+        from pathlib import Path
+
+        from mlops_pack.core.labels import LABEL, LABELLED_AT
+        from mlops_pack.core.production_evidence import latest_labels
+        from mlops_pack.core.quality_report import PREDICTION, labelled_sample, quality_report
+        from mlops_pack.core.storage import read_partition, write_bytes_atomic
+        from mlops_pack.operators.drift import sample_partitions
+
+        if group.status != "ok":
+            return None
+        key, rows = self.spec.source.key, self.spec.labels.report_sample_rows
+        # Sample the labelled rows: predictions are drawn at the share of them that is labelled.
+        share = max(group.coverage, 1e-9)
+        sample = sample_partitions([self.storage.path(predictions["folder"])], [predictions], [key, PREDICTION],
+                                   min(int(rows / share) + 1, max(group.predicted_rows, 1)))
+        wanted = set(sample[key].tolist())
+        truth = latest_labels((frame[frame[key].isin(wanted)] for frame in (
+            read_partition(self.storage.path(m["folder"]), columns=[key, LABEL, LABELLED_AT]) for m in labels)), key)
+        frame = labelled_sample(sample, truth, key).head(rows)
+        area = f"reports/quality/{group.partition}"
+        folder = self.storage.partition("reports/quality", group.partition)
+        with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+            shown = quality_report(frame, self.spec.model.task, Path(tmp) / "report.html", Path(tmp) / "report.json")
+            for name in ("report.html", "report.json"):
+                write_bytes_atomic(folder / name, (Path(tmp) / name).read_bytes())
+        return {"uri": str(folder / "report.html"), "path": f"{area}/report.html", "sampled_rows": shown["rows"],
+                "metrics": shown["metrics"]}
+
+    def _record(self, group: Any, identity: str, labels_version: str, quality: dict[str, Any] | None,
+                ) -> dict[str, Any]:
         """Judge ``group`` (one prediction partition and model version) for decay and commit its record."""
         from mlops_pack.core.storage import write_json, write_manifest
 
         tags = self._tags(group.model_version)
         decisions = self._decisions(group, tags)
         record = {**group.as_dict(), "model": self.spec.name, "labels_version": labels_version,
+                  "quality_report": quality,
                   "baselines": {m: _baseline(tags, m) for m in self.spec.outcome_metrics},
                   "decay": [d.as_dict() for d in decisions], "decayed": any(d.decay for d in decisions),
                   "computed_at": dt.datetime.now(dt.UTC).isoformat()}
@@ -149,6 +187,7 @@ class RealizedPerformanceOperator(MlflowOperator):
             newest = judged[-1]
             summary.update({"decayed": newest["decayed"], "model_version": newest["model_version"],
                             "partition": newest["partition"], "decisions": newest["decay"],
+                            "quality_report_uri": (newest.get("quality_report") or {}).get("uri"),
                             "labelled_rows": newest["labelled_rows"], "coverage": newest["coverage"]})
         return summary
 
@@ -191,16 +230,27 @@ class SignalDecayOperator(PipelineOperator):
         return extra
 
     def _alert(self, context: Context, verdict: dict[str, Any], decayed: list[dict], retrain: bool) -> None:
+        """One ``decay`` alert per model version and prediction partition (marker ``state/decay_alerts.json``):
+        the same decay judged again as more labels arrive does not alert again."""
+        from mlops_pack.core.cooldown import first_time
+        from mlops_pack.links import storage_url
         from mlops_pack.notifications import send_alert
 
+        seen = f"v{verdict['model_version']}@{verdict['partition']}"
+        if not first_time(self.storage.state(ALERTS_STATE), seen):
+            self.log.info("Decay of %s already alerted: no second alert", seen)
+            return
+        quality = verdict.get("quality_report_uri")
+        report = (storage_url(str(quality), self) or quality) if quality else "none (not enough labels)"
         reason = "; ".join(d["reason"] for d in decayed)
         subject = f"[{self.spec.name}] decay: champion v{verdict['model_version']} on {verdict['partition']}"
         body = (f"Pipeline {self.spec.name}: the realized performance of champion v{verdict['model_version']} on "
                 f"{verdict['partition']} ({verdict.get('labelled_rows')} labelled rows) has decayed: {reason}\n"
-                f"{'Retrain signalled.' if retrain else 'Within the cooldown: no retrain.'}\nRun: {context['run_id']}")
+                f"{'Retrain signalled.' if retrain else 'Within the cooldown: no retrain.'}\nQuality report: {report}\n"
+                f"Run: {context['run_id']}")
         send_alert(self.spec.alerts, "decay", subject, body,
                    {"pipeline": self.spec.name, "model_version": verdict["model_version"],
-                    "partition": verdict["partition"], "reason": reason, "retrain": retrain})
+                    "partition": verdict["partition"], "reason": reason, "retrain": retrain, "report": report})
 
 
 def _baseline(tags: dict[str, str], metric: str) -> float | None:

@@ -30,6 +30,9 @@ class MlflowTrainOperator(MlflowOperator):
     (a version never judged, a run never ended) is marked ``attempt_status=abandoned`` and open runs end
     KILLED; nothing is deleted. Promotion refuses an abandoned version.
 
+    With Param ``judge_challenger`` it trains nothing and returns the current ``@challenger`` for the
+    gate to judge again (its production evidence may have grown since; skipped without one).
+
     First it applies the spec's retrain policy (``retrain.triggers``, core/retrain.py) to what triggered the
     run: new validated data, a drift event, a decay (performance) event, the retrain cron or a manual
     run. A run the policy does not retrain on is skipped (with the reason), and so are its promote
@@ -62,6 +65,8 @@ class MlflowTrainOperator(MlflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.train import fit
 
+        if (context.get("params") or {}).get("judge_challenger"):
+            return self._judge_again()
         attempt = self._attempt(context)
         # A try that died (killed worker, orphaned task) may have left a version and an open run: mark them
         # abandoned before anything else, so nothing below (the policy's look at `challenger`) trusts them.
@@ -187,6 +192,19 @@ class MlflowTrainOperator(MlflowOperator):
         figure = search_figure(table, metric)
         if figure is not None:
             self.mlflow.client.log_figure(run_id, figure, "search/trials.png")
+
+    def _judge_again(self) -> dict[str, Any]:
+        """No training: hand the current ``@challenger`` to the gate again (Param ``judge_challenger``), e.g.
+        once its shadow scoring has gathered labelled production rows (promotion.production_evidence)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        name = self.spec.name
+        challenger = self.mlflow.alias_version(name, "challenger")
+        champion = self.mlflow.alias_version(name, "champion")
+        if challenger is None or str(challenger) == str(champion):
+            raise AirflowSkipException(f"{name} has no @challenger other than the champion (v{champion}) to judge")
+        self.log.info("Judging %s challenger v%s again, without training", name, challenger)
+        return {"model_name": name, "version": str(challenger), "judged_again": True}
 
     @staticmethod
     def _attempt(context: Context) -> Attempt:

@@ -261,11 +261,20 @@ def outcomes_section(data: dict[str, Any]) -> str:
             series[f"v{version} holdout"] = [baseline if k in mine and isinstance(baseline, int | float) else None
                                               for k in keys]
         charts.append(line_chart(f"realized {name} per partition vs holdout", keys, series))
-    rows = "".join(_outcome_row(r, names) for r in records)
+    rows = "".join(_outcome_row(r, names, _quality_link(data["pipeline"], r)) for r in records)
     head = "".join(f"<th>{e(n)} [CI]</th>" for n in names)
     return ("<h2>Realized performance (labelled predictions)</h2>" + "".join(charts)
             + "<table><tr><th>prediction partition</th><th>version</th><th>labelled</th><th>coverage</th>"
-            f"<th>label lag (median)</th>{head}<th>decay</th></tr>{rows}</table>")
+            f"<th>label lag (median)</th>{head}<th>decay</th><th>quality report</th></tr>{rows}</table>")
+
+
+def _quality_link(pipeline: str, record: dict[str, Any]) -> str:
+    """A link to the record's Evidently quality report (``reports/quality/<partition>/report.html``), or '-'."""
+    quality = record.get("quality_report")
+    path = quality.get("path") if isinstance(quality, dict) else None
+    if not isinstance(path, str) or not path.startswith("reports/quality/"):
+        return "-"
+    return _file_link(pipeline, path, f"report ({quality.get('sampled_rows')} rows)")
 
 
 def _value(record: dict[str, Any] | None, name: str) -> float | None:
@@ -274,7 +283,7 @@ def _value(record: dict[str, Any] | None, name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _outcome_row(r: dict[str, Any], names: list[str]) -> str:
+def _outcome_row(r: dict[str, Any], names: list[str], report: str = "-") -> str:
     cells = []
     for name in names:
         est = (r.get("metrics") or {}).get(name)
@@ -291,7 +300,7 @@ def _outcome_row(r: dict[str, Any], names: list[str]) -> str:
     return (f"<tr><td>{e(r.get('partition'))}</td><td>{e(r.get('model_version'))}</td>"
             f"<td>{e(r.get('labelled_rows'))} of {e(r.get('predicted_rows'))}</td>"
             f"<td>{e(f'{coverage:.0%}' if isinstance(coverage, int | float) else '-')}</td><td>{e(lag_text)}</td>"
-            f"{''.join(cells)}<td class=\"{css}\">{e(verdict)}</td></tr>")
+            f"{''.join(cells)}<td class=\"{css}\">{e(verdict)}</td><td>{report}</td></tr>")
 
 
 def validation_section(data: dict[str, Any]) -> str:

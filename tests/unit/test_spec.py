@@ -109,14 +109,15 @@ def test_a_pipeline_function_is_not_imported_when_the_spec_is_read(tmp_path):
 
 @pytest.mark.parametrize(("scoring", "labels", "message"), [
     ("", "labels: {kind: later_partitions}\n", "production_evidence needs scoring.shadow: true"),
-    ("scoring: {shadow: true}\n", "", "production_evidence needs a labels section"),
+    ("  shadow: true\n", "", "production_evidence needs a labels section"),
 ])
 def test_production_evidence_needs_shadow_scoring_and_labels(tmp_path, scoring, labels, message):
     evidence = {"\npromotion:\n": "\npromotion:\n  production_evidence: {min_rows: 50}\n"}
-    ok = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{
+    ok = write_spec(tmp_path / "ok", "http://127.0.0.1:9", **evidence, **{
         "schedule:\n": "labels: {kind: later_partitions}\nschedule:\n", "chunk_rows: 200000": "chunk_rows: 150\n  shadow: true"})
     assert load_spec(ok).promotion.production_evidence.min_rows == 50
-    path = write_spec(tmp_path, "http://127.0.0.1:9", **evidence, **{"schedule:\n": scoring + labels + "schedule:\n"})
+    path = write_spec(tmp_path / "refused", "http://127.0.0.1:9", **evidence, **{
+        "schedule:\n": labels + "schedule:\n", "  chunk_rows: 200000\n": "  chunk_rows: 200000\n" + scoring})
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert message in str(err.value)

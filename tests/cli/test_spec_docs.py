@@ -8,7 +8,7 @@ from tests.support.env import REPO
 
 
 def test_every_spec_field_has_a_description():
-    assert undocumented() == [], "add Field(description=...) in core/spec.py (or a note in cli/spec_docs.py)"
+    assert undocumented() == [], "add Field(description=...) in core/spec/ (or a note in cli/spec_docs.py)"
 
 
 def test_docs_spec_md_is_generated_from_the_current_model():

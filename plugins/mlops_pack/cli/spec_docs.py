@@ -71,7 +71,6 @@ NOTES = {
     "schedule": "when ingest runs",
     "schedule.ingest": "cron of the ingest DAG (UTC); `null` for manual, REST- or asset-driven runs only",
     "schedule.change_poll_seconds": "how often the change sensor re-checks the source",
-    "events.queues[].scheme": "`redis+pubsub` or `sqs`",
     "events.upstream_assets[].name": "name of the upstream asset",
     "source.kind": "`scrape` (web pages, the default), `files` (object storage) or `sql` (a query)",
     "source.csv_delimiter": "field separator of CSV files",

@@ -221,7 +221,7 @@ AnySource = Annotated[
 class QueueSpec(_Strict):
     """A message queue whose messages start ``<name>__ingest`` (an AssetWatcher with Airflow's MessageQueueTrigger)."""
 
-    scheme: Literal["redis+pubsub", "sqs"]
+    scheme: Literal["redis+pubsub", "sqs"] = Field(description="`redis+pubsub` or `sqs`")
     queue: str = Field(min_length=1, description="Redis channel, or SQS queue URL")
     conn_id: str | None = Field(default=None, description="default: redis_default / aws_default")
     poll_seconds: float = Field(default=1.0, gt=0, le=300, description="Redis: wait between empty reads; SQS: "

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -125,18 +126,12 @@ class ModelSpec(_Strict):
     window_partitions: int = Field(default=5, ge=1, description="latest validated partitions to train on")
     search: SearchSpec | None = None
 
-    @field_validator("estimator")
+    @field_validator("estimator", "pipeline")
     @classmethod
-    def _estimator_exists(cls, value: str | None) -> str | None:
-        problem = estimator_path_problem(value) if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("pipeline")
-    @classmethod
-    def _pipeline_is_a_reference(cls, value: str | None) -> str | None:
-        problem = pipeline_ref_problem(value) if value is not None else None
+    def _path_names_code(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An estimator class path, or a ``package.module:function`` reference, checked from source text."""
+        check = estimator_path_problem if info.field_name == "estimator" else pipeline_ref_problem
+        problem = check(value) if value is not None else None
         if problem:
             raise ValueError(problem)
         return value

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, CronTriggerTimetable, Param
 
 from mlops_pack import settings
-from mlops_pack.assets import PipelineAssets
+from mlops_pack.assets import PipelineAssets, asset_uri
 from mlops_pack.core.spec import load_spec
 from mlops_pack.notifications import PipelineAlertNotifier
 from mlops_pack.operators.asset_gates import PublishChampionOperator, SignalDriftOperator
@@ -113,7 +113,7 @@ def inbox_asset(spec: PipelineSpec) -> Any:
 
     watchers = [AssetWatcher(name=f"{spec.name}_queue_{i}", trigger=queue_trigger(q))
                 for i, q in enumerate(spec.events.queues)]
-    return Asset(name=f"{spec.name}.inbox", uri=f"mlops://{spec.name}/inbox", group="mlops", watchers=watchers)
+    return Asset(name=f"{spec.name}.inbox", uri=asset_uri(spec.name, "inbox"), group="mlops", watchers=watchers)
 
 
 def label_inbox_asset(spec: PipelineSpec) -> Any:
@@ -122,7 +122,7 @@ def label_inbox_asset(spec: PipelineSpec) -> Any:
 
     watchers = [AssetWatcher(name=f"{spec.name}_labels_queue_{i}", trigger=queue_trigger(q))
                 for i, q in enumerate(spec.labels.queues)]
-    return Asset(name=f"{spec.name}.label_inbox", uri=f"mlops://{spec.name}/label_inbox", group="mlops",
+    return Asset(name=f"{spec.name}.label_inbox", uri=asset_uri(spec.name, "label_inbox"), group="mlops",
                  watchers=watchers)
 
 
@@ -164,7 +164,7 @@ def _champion_watch(spec: PipelineSpec, assets: PipelineAssets, common: dict) ->
     from mlops_pack.operators.champion_sync import ChampionSyncOperator
     from mlops_pack.triggers.registry import ChampionAliasTrigger
 
-    registry = Asset(name=f"{spec.name}.registry", uri=f"mlops://{spec.name}/registry", group="mlops",
+    registry = Asset(name=f"{spec.name}.registry", uri=asset_uri(spec.name, "registry"), group="mlops",
                      watchers=[AssetWatcher(name=f"{spec.name}_champion_alias", trigger=ChampionAliasTrigger(
                          model=spec.name, poll_interval=spec.events.champion_poll_seconds))])
     pool = {"pool": spec.promotion.pool} if spec.promotion.pool else {}

@@ -33,7 +33,7 @@ def test_check_explains_dags_schedules_assets_and_defaults(tmp_path):
     out = result.stdout
     assert "wine__train                  on (wine.validated | wine.drift); tasks: train, promote" in out
     assert "wine__ingest                 manual only" in out
-    assert "mlops://wine/drift" in out and "emitted by wine__monitor" in out
+    assert "x-mlops://wine/drift" in out and "emitted by wine__monitor" in out
     assert "gate metrics: roc_auc (higher is better); primary roc_auc" in out
     assert "  * model.holdout_fraction = 0.2" in out  # a default, marked
     assert "    model.estimator = 'sklearn.ensemble.RandomForestClassifier'" in out  # set in the YAML
@@ -78,7 +78,7 @@ def test_check_of_a_spec_with_labels_shows_the_outcome_dags_and_the_decay_rule(t
     out = mlops_pack("check", str(write(tmp_path, retrain=labels))).stdout
     assert "wine__train                  on (wine.validated | wine.drift | wine.performance)" in out
     assert "wine__outcomes               on (wine.labels | wine.predictions); tasks: realized_performance" in out
-    assert "mlops://wine/performance" in out and "emitted by wine__outcomes" in out
+    assert "x-mlops://wine/performance" in out and "emitted by wine__outcomes" in out
     assert "retrain on: drift, performance; drift only with decay evidence" in out
     assert ("labels: later validated partitions (their target); realized roc_auc, brier_score with at least 100 "
             "labelled rows; decay: roc_auc worse than 0.8 or CI worse than the holdout by more than 10%") in out

@@ -26,14 +26,14 @@ def test_a_spec_with_labels_gets_labels_and_outcomes_dags_and_decay_retrains(tmp
     dags = build_dags(write_spec(tmp_path, "http://127.0.0.1:9", **LABELS))
     labels, outcomes = dags["listings__labels"], dags["listings__outcomes"]
     assert [t.task_id for t in labels.tasks] == ["labels"]
-    assert labels.get_task("labels").outlets[0].uri == "mlops://listings/labels"
-    assert labels.timetable.asset_condition.uri == "mlops://listings/validated"
+    assert labels.get_task("labels").outlets[0].uri == "x-mlops://listings/labels"
+    assert labels.timetable.asset_condition.uri == "x-mlops://listings/validated"
     assert [t.task_id for t in outcomes.topological_sort()] == ["realized_performance", "signal_decay"]
-    assert outcomes.get_task("signal_decay").outlets[0].uri == "mlops://listings/performance"
+    assert outcomes.get_task("signal_decay").outlets[0].uri == "x-mlops://listings/performance"
     scheduled_on = uris(outcomes.timetable.asset_condition)
-    assert scheduled_on == {"mlops://listings/labels", "mlops://listings/predictions"}
+    assert scheduled_on == {"x-mlops://listings/labels", "x-mlops://listings/predictions"}
     train_on = uris(dags["listings__train"].timetable.asset_condition)
-    assert train_on == {"mlops://listings/validated", "mlops://listings/drift", "mlops://listings/performance"}
+    assert train_on == {"x-mlops://listings/validated", "x-mlops://listings/drift", "x-mlops://listings/performance"}
 
 
 def test_label_files_are_read_on_their_cron_and_specs_without_labels_get_no_outcome_dags(tmp_path):
@@ -46,7 +46,7 @@ def test_label_files_are_read_on_their_cron_and_specs_without_labels_get_no_outc
     plain = build_dags(write_spec(tmp_path / "b", "http://127.0.0.1:9"))
     assert not {"listings__labels", "listings__outcomes"} & set(plain)
     train_on = uris(plain["listings__train"].timetable.asset_condition)
-    assert "mlops://listings/performance" not in train_on
+    assert "x-mlops://listings/performance" not in train_on
 
 
 def test_parsing_the_outcome_dags_loads_no_heavy_library(tmp_path):

@@ -85,7 +85,8 @@ class EvidentlyDriftOperator(MlflowOperator):
                           self.version_dataset(version))
         self.lineage.wrote(storage_dataset(str(self.storage.partition("reports/drift", key))))
         self.lineage.facets["drift"] = {k: summary.get(k) for k in (
-            "drift", "share", "threshold", "drifted_columns", "model_version", "current_rows", "reference_rows")}
+            "partition", "drift", "share", "threshold", "drifted_columns", "model_version", "current_rows",
+            "reference_rows")}
         return summary
 
     def _shadow(self, folders: list, manifests: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -72,12 +72,13 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
 
 
 def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float,
-             ports: runner.Ports | None = None) -> dict:
+             ports: runner.Ports | None = None, spec_edits: dict[str, str] | None = None) -> dict:
+    """The three market days; ``spec_edits`` (textual, as in :func:`prepare`) on top of the demo's own."""
     started = time.monotonic()
     # The demo's retrain policy: drift retrains (on the newest data, the shifted day); new data alone is
     # scored and monitored, so the drift retrain never re-trains the window new data already trained on.
-    airflow = prepare(home, site_port, api_port, spec_edits={"\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n"},
-                      ports=ports)
+    airflow = prepare(home, site_port, api_port, spec_edits={
+        "\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n", **(spec_edits or {})}, ports=ports)
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
     airflow.start()
     try:

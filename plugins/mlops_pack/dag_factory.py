@@ -20,7 +20,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from mlops_pack import settings
 from mlops_pack.assets import PipelineAssets, asset_uri
 from mlops_pack.core.spec import load_spec
-from mlops_pack.notifications import PipelineAlertNotifier
+from mlops_pack.notifications import PipelineAlertNotifier, deadline_missed
 from mlops_pack.operators.asset_gates import PublishChampionOperator, SignalDriftOperator
 from mlops_pack.operators.drift import EvidentlyDriftOperator
 from mlops_pack.operators.partition_select import PartitionsToScoreOperator, PredictionsToCheckOperator
@@ -65,12 +65,29 @@ def _dag(spec: PipelineSpec, stage: str, schedule: Any, doc: str, **kwargs: Any)
     if spec.alerts.enabled and "task_failed" in spec.alerts.events:
         # Every loop task tells the spec's alert channels when it fails for good (after its retries).
         default_args["on_failure_callback"] = [PipelineAlertNotifier(spec_path=spec.spec_path)]
+    if spec.schedule.deadline is not None and stage in spec.schedule.deadline.dags:
+        kwargs["deadline"] = _deadline(spec, f"{spec.name}__{stage}")
     return DAG(
         dag_id=f"{spec.name}__{stage}", schedule=schedule, start_date=START, catchup=False,
         tags=["mlops", spec.name, stage], doc_md=f"**{spec.name}** {stage}: {doc}\n\n{spec.description}",
         description=f"{spec.name} {stage}: {doc.splitlines()[0]}"[:300],  # the DAG list's one line
         default_args=default_args, **kwargs,
     )
+
+
+def _deadline(spec: PipelineSpec, dag_id: str) -> Any:
+    """The DeadlineAlert of spec ``schedule.deadline`` on ``dag_id``: the scheduler finds a run unfinished
+    at the deadline and has the executor call notifications.deadline_missed, which tells the spec's alerts."""
+    from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+
+    deadline = spec.schedule.deadline
+    reference = {"queued_at": DeadlineReference.DAGRUN_QUEUED_AT,
+                 "logical_date": DeadlineReference.DAGRUN_LOGICAL_DATE}[deadline.reference]
+    return DeadlineAlert(reference=reference, interval=dt.timedelta(seconds=deadline.seconds),
+                         name=f"{dag_id} within {deadline.after}",
+                         callback=SyncCallback(deadline_missed, kwargs={
+                             "spec_path": spec.spec_path, "dag_id": dag_id, "after": deadline.after,
+                             "reference": deadline.reference}))
 
 
 def _ingest(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:

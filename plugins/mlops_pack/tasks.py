@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_pack.core.lineage import TaskLineage
     from mlops_pack.core.spec import PipelineSpec
     from mlops_pack.hooks.storage import PipelineStorageHook
 
@@ -67,6 +68,35 @@ class PipelineTaskMixin:
         return run_data_key(requested=requested, run_partition_key=getattr(dag_run, "partition_key", None),
                             event_keys=event_partition_keys(context), logical_date=context.get("logical_date"),
                             date_format=self.spec.partition.date_format)
+
+    @cached_property
+    def lineage(self) -> TaskLineage:
+        """What this task run read and wrote (core/lineage.py): execute() records it, OpenLineage gets it."""
+        from mlops_pack.core.lineage import TaskLineage
+
+        return TaskLineage()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The run's inputs, outputs and run facets for Airflow's OpenLineage provider (an optional extra:
+        ``airflow-mlops-pack[lineage]``), which calls this when the task ends; imported here only."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import InputDataset, OutputDataset
+        from openlineage.client.facet_v2 import DatasetFacet, RunFacet, column_lineage_dataset
+
+        def facets(dataset: Any) -> dict[str, Any]:
+            made = {"mlopsPack": DatasetFacet().with_additional_properties(kind=dataset.kind)}
+            if self.lineage.derived.get(dataset):
+                made["columnLineage"] = column_lineage_dataset.ColumnLineageDatasetFacet(fields={}, dataset=[
+                    column_lineage_dataset.InputField(namespace=d.namespace, name=d.name, field="", transformations=[
+                        column_lineage_dataset.Transformation(type="INDIRECT", subtype="TRAINING")])
+                    for d in self.lineage.derived[dataset]])
+            return made
+
+        return OperatorLineage(
+            inputs=[InputDataset(namespace=d.namespace, name=d.name, facets=facets(d)) for d in self.lineage.inputs],
+            outputs=[OutputDataset(namespace=d.namespace, name=d.name, facets=facets(d)) for d in self.lineage.outputs],
+            run_facets={name: RunFacet().with_additional_properties(**value)
+                        for name, value in self.lineage.facets.items()})
 
     def emit(self, context: Context, extra: dict[str, Any]) -> None:
         """Put ``extra`` (small JSON) on the asset event of each of this task's outlets."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 
 from tests.support.ports import free_port
 from tests.support.waiting import DEADLINE
+from tests.support.webhook import http_receiver, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -17,11 +19,29 @@ def home(tmp_path_factory):
     return tmp_path_factory.mktemp("e2e-home")
 
 
+# The loop's spec gets a deadline of seconds on its train DAG (every train run overshoots it) whose alert
+# goes to a local webhook; Airflow's OpenLineage provider sends every task's events to a local receiver.
+DEADLINE_EDITS = {"ingest: null": "ingest: null\n  deadline: {dags: [train], after: 3s}",
+                  "\nscoring:\n": "\nalerts:\n  webhook_conn_id: loop_hook\n  events: [deadline_missed]\nscoring:\n"}
+
+
 @pytest.fixture(scope="module")
-def summary(home):
+def received():
+    """(OpenLineage events, webhook posts) the loop's processes sent to receivers on 127.0.0.1."""
+    with http_receiver() as (lineage_url, events), webhook_receiver("loop_hook") as posts, \
+            pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(
+            {"type": "http", "url": lineage_url, "endpoint": "api/v1/lineage", "timeout": 30}))
+        env.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "mlops-e2e")
+        yield events, posts
+
+
+@pytest.fixture(scope="module")
+def summary(home, received):
     from demo_site.loop import run_loop
 
-    return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=DEADLINE)
+    return run_loop(home, records=1000, site_port=free_port(), api_port=free_port(), timeout=DEADLINE,
+                    spec_edits=DEADLINE_EDITS)
 
 
 FLOOD = 20  # lines one library's logger may write to one task log (GX wrote ~210 to validate's, skops ~1,160)
@@ -113,3 +133,49 @@ def test_champion_history_matches_the_registry(summary):
     assert len(history) == len(trains)
     tags = {v["version"]: v["decision"] for v in summary["model_versions"]}
     assert tags == {r["version"]: r["decision"] for r in history}
+
+
+LOOP = ["source", "raw", "validated", "training set", "model version", "predictions", "drift report"]
+
+
+def test_openlineage_events_draw_the_loop_from_source_to_drift_report(summary, received, home):
+    """Airflow's OpenLineage provider (a real listener in the real workers) sends each task's datasets: the
+    graph they draw runs source -> raw -> validated -> training set -> model version -> predictions -> drift
+    report, each step an edge from a task's input to its output (training set -> model version: the version's
+    dataset-level lineage, it was fit on that set)."""
+    from mlops_pack.core.lineage import kind_path_exists, lineage_graph
+    from mlops_pack.ui.svg import lineage_chart
+
+    events = [body for path, _, body in received[0] if path.endswith("/api/v1/lineage")]
+    graph = lineage_graph(events)
+    # Kept with the home: docs/img/lineage.svg is this picture (docs/governance.md).
+    (home / "openlineage-events.json").write_text(json.dumps(events, indent=1))
+    (home / "lineage.svg").write_text(lineage_chart(graph))
+    path = kind_path_exists(graph, LOOP)
+    assert path, (sorted(graph["jobs"]), sorted(set(graph["datasets"].values())))
+    jobs = graph["jobs"]
+    assert path[0] in jobs["listings__ingest.scrape"]["inputs"] and path[1] in jobs["listings__ingest.scrape"]["outputs"]
+    assert {path[3], path[4]} <= jobs["listings__train.train"]["outputs"]
+    assert path[4] in jobs["listings__score.score"]["inputs"] and path[5] in jobs["listings__score.score"]["outputs"]
+    assert path[-1] in jobs["listings__monitor.drift_report"]["outputs"]
+    assert path[4][0].startswith("sqlite:///") and path[4][1] == "listings/versions/1"  # the registry's namespace
+    assert all(d[0] == "file" and "/mlops-data/listings/" in d[1] for d in path[1:4] + path[5:])
+    complete = [e for e in events if e["eventType"] == "COMPLETE"]
+    gates = [e["run"]["facets"]["promotionDecision"] for e in complete if "promotionDecision" in e["run"]["facets"]]
+    assert [g["decision"] for g in gates] == [r["decision"] for r in summary["champion_history"]]
+    drift = [e["run"]["facets"]["drift"] for e in complete if "drift" in e["run"]["facets"]]
+    assert {d["partition"]: d["drift"] for d in drift} == {m["partition"]: m["drift"] for m in summary["monitor_runs"]}
+    assert all(e["job"]["namespace"] == "mlops-e2e" for e in events)
+
+
+def test_a_train_run_past_its_deadline_alerts_the_specs_webhook(summary, received):
+    """schedule.deadline (3 s on the train DAG) through the real scheduler: a run that trains overshoots it,
+    the scheduler has the executor run the pack's callback, which posts to the spec's webhook while the run
+    goes on (and succeeds: test_every_run_of_the_loop_succeeded)."""
+    posts = received[1]
+    events = [p[2]["event"] for p in posts]
+    trained = {r["run_id"] for r in summary["runs"] if r["dag_id"] == "listings__train" and r["train_state"] == "success"}
+    assert len(trained) == 2 and trained <= {e["run_id"] for e in events}, (trained, events)
+    assert {e["event"] for e in events} == {"deadline_missed"} and {e["dag_id"] for e in events} == {"listings__train"}
+    assert all(e["after"] == "3s" and e["reference"] == "queued_at" and e["deadline_time"] for e in events)
+    assert f"run {events[0]['run_id']} of listings__train missed its deadline" in posts[0][2]["text"]

@@ -1,4 +1,5 @@
-"""A webhook receiver on 127.0.0.1 behind an Airflow connection: what the pack's alerts post, as received."""
+"""HTTP receivers on 127.0.0.1: what the pack's alerts post (behind an Airflow connection), and what any
+other client posts (OpenLineage events), as received."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextlib.contextmanager
-def webhook_receiver(conn_id: str, password: str = "hook-token"):
-    """Yield the list of (path, Authorization header, JSON body) each POST appends, while connection
-    ``conn_id`` (an environment connection) points at the receiver."""
+def http_receiver():
+    """Yield (base URL, the list of (path, Authorization header, JSON body) each POST appends)."""
     received: list = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -28,12 +28,21 @@ def webhook_receiver(conn_id: str, password: str = "hook-token"):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
-    os.environ[variable] = json.dumps(
-        {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/xyz",
-         "password": password})
     try:
-        yield received
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
-        os.environ.pop(variable, None)
+
+
+@contextlib.contextmanager
+def webhook_receiver(conn_id: str, password: str = "hook-token"):
+    """Yield the list of (path, Authorization header, JSON body) each POST appends, while connection
+    ``conn_id`` (an environment connection) points at the receiver."""
+    with http_receiver() as (url, received):
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        os.environ[variable] = json.dumps(
+            {"conn_type": "http", "host": f"{url}/services/T0/B0/xyz", "password": password})
+        try:
+            yield received
+        finally:
+            os.environ.pop(variable, None)

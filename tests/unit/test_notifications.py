@@ -258,3 +258,75 @@ def test_a_failed_validation_alerts_with_its_links(airflow_db, smtp, webhook, tm
     assert message["Subject"] == "[alerted] validation failed: 2026-11-09 quarantined"
     assert "/mlops/files/alerted/quarantine/2026-11-09/validation.json" in message.get_payload(decode=True).decode()
     assert webhook[-1][2]["event"]["event"] == "validation_failed"
+
+
+def test_schedule_deadline_becomes_a_deadline_alert_on_the_dags_it_names(tmp_path):
+    """The DAGs named in schedule.deadline get Airflow's DeadlineAlert calling the pack's notifier with the
+    spec; the others get none. (tests/e2e/test_retrain_loop.py has a real scheduler fire one.)"""
+    from airflow.sdk import DeadlineReference, SyncCallback
+    from mlops_pack.dag_factory import build_dags
+
+    path = _spec_with_alerts(tmp_path)
+    text = open(path).read().replace('ingest: "0 2 * * *"', 'ingest: "0 2 * * *"\n  deadline: {dags: [ingest, '
+                                     'train], after: 2h, reference: logical_date}')
+    open(path, "w").write(text)
+    dags = build_dags(path)
+    (ingest,), (train,) = dags["alerted__ingest"].deadline, dags["alerted__train"].deadline
+    assert dags["alerted__score"].deadline is None and dags["alerted__monitor"].deadline is None
+    assert train.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    assert train.interval.total_seconds() == 7200 and isinstance(train.callback, SyncCallback)
+    assert train.callback.path == "mlops_pack.notifications.deadline_missed"
+    assert train.callback.kwargs == {"spec_path": path, "dag_id": "alerted__train", "after": "2h",
+                                     "reference": "logical_date"}
+    assert ingest.callback.kwargs["dag_id"] == "alerted__ingest"
+
+
+@pytest.mark.parametrize(("deadline", "error"), [
+    ("{dags: [train], after: 2 hours}", "schedule.deadline.after: '2 hours' is not a duration"),
+    ("{dags: [train], after: 0s}", "is not a duration"),
+    ("{dags: [], after: 2h}", "at least 1 item"),
+    ("{dags: [train, train], after: 2h}", "lists a DAG twice"),
+    ("{dags: [trian], after: 2h}", "schedule.deadline.dags.0: Input should be 'ingest'"),
+    ("{dags: [outcomes], after: 2h}", "has no ['outcomes'] DAG"),
+])
+def test_a_bad_deadline_is_a_spec_error_naming_it(tmp_path, deadline, error):
+    from mlops_pack.core.spec import SpecError, load_spec
+
+    path = _spec_with_alerts(tmp_path)
+    text = open(path).read().replace('ingest: "0 2 * * *"', f'ingest: null\n  deadline: {deadline}')
+    open(path, "w").write(text)
+    with pytest.raises(SpecError, match=error.replace("[", r"\[").replace("]", r"\]")):
+        load_spec(path)
+
+
+def test_a_deadline_needs_an_alert_channel_that_takes_it(tmp_path):
+    from mlops_pack.core.spec import SpecError, load_spec
+
+    path = write_spec(tmp_path, "http://127.0.0.1:9", name="late",
+                      **{'ingest: "0 2 * * *"': "ingest: null\n  deadline: {dags: [train], after: 2h}"})
+    with pytest.raises(SpecError, match="schedule.deadline tells the spec's alerts"):
+        load_spec(path)
+
+
+def test_durations(tmp_path):
+    from mlops_pack.core.spec.policies import duration_seconds
+
+    assert [duration_seconds(t) for t in ("90s", "30m", "2h", "1.5d", " 5 s")] == [90, 1800, 7200, 129600, 5]
+    for bad in ("2", "h", "-1h", "2w", "1h30m"):
+        with pytest.raises(ValueError, match="is not a duration"):
+            duration_seconds(bad)
+
+
+def test_a_missed_deadline_reaches_the_alert_channels(webhook, tmp_path):
+    """The callback as Airflow's executor calls it (kwargs of the DeadlineAlert plus the deadline context)."""
+    from mlops_pack.notifications import deadline_missed
+
+    context = {"dag_run": {"dag_run_id": "manual__x", "state": "running"},
+               "deadline": {"id": "d1", "deadline_time": "2026-12-03T12:00:00+00:00"}}
+    outcome = deadline_missed(_spec_with_alerts(tmp_path), "alerted__train", "2h", "queued_at", context=context)
+    assert outcome["webhook"] == "sent"
+    payload = webhook[-1][2]
+    assert payload["event"] == {"event": "deadline_missed", "pipeline": "alerted", "dag_id": "alerted__train",
+                                "run_id": "manual__x", "state": "running", "after": "2h", "reference": "queued_at",
+                                "deadline_time": "2026-12-03T12:00:00+00:00"}
+    assert "had not finished 2h after its queued at" in payload["text"]

@@ -134,3 +134,22 @@ class PipelineAlertNotifier(BaseNotifier):
         send_alert(spec.alerts, self.event, subject, body,
                    {"pipeline": spec.name, "dag_id": dag_id, "task_id": task_id, "run_id": run_id,
                     "error": f"{type(exception).__name__}: {exception}"})
+
+
+def deadline_missed(spec_path: str, dag_id: str, after: str, reference: str,
+                    context: dict[str, Any] | None = None) -> dict[str, str]:
+    """The callback of a DAG's ``DeadlineAlert`` (spec ``schedule.deadline``): tells the spec's ``alerts``
+    that a run of ``dag_id`` had not finished ``after`` its ``reference`` time. Airflow's executor calls
+    it with the deadline's context (the run as the REST API shows it, and the deadline's time)."""
+    from mlops_pack.core.spec import load_spec
+
+    spec = load_spec(spec_path)
+    run = (context or {}).get("dag_run") or {}
+    deadline = (context or {}).get("deadline") or {}
+    run_id, state = run.get("dag_run_id") or run.get("run_id") or "?", run.get("state") or "?"
+    subject = f"[{spec.name}] run {run_id} of {dag_id} missed its deadline"
+    body = (f"Pipeline {spec.name}: run {run_id} of DAG {dag_id} had not finished {after} after its "
+            f"{reference.replace('_', ' ')} (deadline {deadline.get('deadline_time', '?')}); it is {state}.")
+    return send_alert(spec.alerts, "deadline_missed", subject, body,
+                      {"pipeline": spec.name, "dag_id": dag_id, "run_id": run_id, "state": state, "after": after,
+                       "reference": reference, "deadline_time": str(deadline.get("deadline_time", ""))})

@@ -52,6 +52,12 @@ class MlflowOperator(PipelineOperator):
 
         return MlflowHook(self.mlflow_conn_id)
 
+    def version_dataset(self, version: str | int) -> Any:
+        """The lineage dataset (core/lineage.py) of this pipeline's model version ``version``."""
+        from mlops_pack.core.lineage import model_version_dataset
+
+        return model_version_dataset(self.mlflow.connection.registry_uri, self.spec.name, version)
+
 
 class ChampionMoved(AirflowFailException, MlopsError):
     """The champion changed after the decision was taken (and approved); judging must start again."""
@@ -91,6 +97,7 @@ class RegistryOperator(MlflowOperator):
         either model trained on (core/holdout.py); the verdict's ``holdout`` says what was used and removed."""
         import numpy as np
 
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.metrics import METRICS, predictions_of
         from mlops_pack.core.promote import judge
         from mlops_pack.core.storage import read_partition
@@ -121,6 +128,12 @@ class RegistryOperator(MlflowOperator):
             from mlops_pack.core.production_evidence import with_evidence
 
             verdict = with_evidence(verdict, self._production_evidence(version, tags, rival))
+        self.lineage.read(self.version_dataset(version), *([self.version_dataset(rival)] if rival else []),
+                          storage_dataset(str(self.storage.path(tags["holdout_uri"]).parent)))
+        self.lineage.facets["gate"] = {"model": name, "version": version, "champion_evaluated": champion,
+                                       "decision": verdict["decision"], "reason": verdict["reason"][:4000],
+                                       "challenger_metrics": verdict.get("challenger_metrics"),
+                                       "champion_metrics": verdict.get("champion_metrics")}
         # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
         return {**verdict, "model": name, "version": version, "champion_evaluated": champion,
                 "retrain_evidence": tags.get("retrain_evidence") or None}
@@ -208,6 +221,9 @@ class RegistryOperator(MlflowOperator):
         suffix = f"_{record['attempt']}" if record.get("attempt") else ""
         file_name = f"{stamp}_v{record['version']}{suffix}.json"
         write_json(self.storage.area("promotions") / file_name, record)
+        self.lineage.facets["promotionDecision"] = {k: record.get(k) for k in (
+            "model", "version", "decision", "promote", "reason", "approved_by", "champion_before", "champion_after",
+            "attempt", "decided_at")}
         self.log.info("%s version %s %s: %s", self.spec.name, record["version"], record["decision"].upper(),
                       record["reason"])
         if not tag_version:

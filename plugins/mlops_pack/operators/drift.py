@@ -48,6 +48,7 @@ class EvidentlyDriftOperator(MlflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.drift import spec_columns
         from mlops_pack.core.drift_profile import profile_drift_parquet
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import combined_key
         from mlops_pack.core.storage import read_manifest
 
@@ -80,6 +81,12 @@ class EvidentlyDriftOperator(MlflowOperator):
                       version, key, summary["current_rows"], summary["drifted_columns"], summary["sampled"],
                       summary["report_uri"])
         summary.pop("columns")  # per-column scores stay in summary.json, XCom stays small
+        self.lineage.read(*(storage_dataset(str(f)) for f in folders), storage_dataset(str(reference_folder)),
+                          self.version_dataset(version))
+        self.lineage.wrote(storage_dataset(str(self.storage.partition("reports/drift", key))))
+        self.lineage.facets["drift"] = {k: summary.get(k) for k in (
+            "partition", "drift", "share", "threshold", "drifted_columns", "model_version", "current_rows",
+            "reference_rows")}
         return summary
 
     def _shadow(self, folders: list, manifests: list[dict[str, Any]]) -> dict[str, Any] | None:

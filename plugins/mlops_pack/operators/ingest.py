@@ -104,6 +104,7 @@ class IngestOperator(PipelineOperator):
                          merge_validated: bool) -> dict[str, Any]:
         import pandas as pd
 
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import dedupe_latest
         from mlops_pack.core.storage import is_complete, read_partition, write_partition
 
@@ -111,12 +112,14 @@ class IngestOperator(PipelineOperator):
         published = self.storage.partition("validated", key)
         if merge_validated and is_complete(published):
             parts = [read_partition(published), *parts]
+            self.lineage.read(storage_dataset(str(published)))
         rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         # Read order varies (crawl concurrency, listing, message order); the key order does not: equal
         # data, equal version.
         rows = dedupe_latest(rows, record_key).sort_values(record_key, kind="stable", ignore_index=True)
         folder = self.storage.partition("raw", key)
         manifest = write_partition(folder, rows, key=key, stats=stats)
+        self.lineage.wrote(storage_dataset(str(folder)))
         self.write_rejects(folder, problems)
         self.log.info("Wrote %d rows to raw partition %s (version %s, replaces %s)", manifest["rows"], key,
                       manifest["version"], manifest["replaces"])

@@ -220,6 +220,7 @@ class LabelsOperator(PipelineOperator):
             delivery_rows,
             with_arrival,
         )
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import (
             is_complete,
             list_partitions,
@@ -245,6 +246,7 @@ class LabelsOperator(PipelineOperator):
         self._listing(folder / REJECTS_FILE, rejects)
         previous = read_manifest(folder) if is_complete(folder) else None
         stamped, first = with_arrival(rows, previous)
+        self.lineage.wrote(storage_dataset(str(folder)))
         manifest = write_partition(folder, stamped, key=partition, first_arrived_at=first, origin=origin,
                                    source_version=source_version, contradictions=len(contradictions),
                                    rejects=len(rejects))

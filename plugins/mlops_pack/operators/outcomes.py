@@ -105,6 +105,7 @@ class RealizedPerformanceOperator(MlflowOperator):
         from pathlib import Path
 
         from mlops_pack.core.labels import LABEL, LABELLED_AT
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.production_evidence import latest_labels
         from mlops_pack.core.quality_report import PREDICTION, labelled_sample, quality_report
         from mlops_pack.core.storage import read_partition, write_bytes_atomic
@@ -121,18 +122,21 @@ class RealizedPerformanceOperator(MlflowOperator):
         truth = latest_labels((frame[frame[key].isin(wanted)] for frame in (
             read_partition(self.storage.path(m["folder"]), columns=[key, LABEL, LABELLED_AT]) for m in labels)), key)
         frame = labelled_sample(sample, truth, key).head(rows)
+        self.lineage.read(storage_dataset(predictions["folder"]), *(storage_dataset(m["folder"]) for m in labels))
         area = f"reports/quality/{group.partition}"
         folder = self.storage.partition("reports/quality", group.partition)
         with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
             shown = quality_report(frame, self.spec.model.task, Path(tmp) / "report.html", Path(tmp) / "report.json")
             for name in ("report.html", "report.json"):
                 write_bytes_atomic(folder / name, (Path(tmp) / name).read_bytes())
+        self.lineage.wrote(storage_dataset(str(folder)))
         return {"uri": str(folder / "report.html"), "path": f"{area}/report.html", "sampled_rows": shown["rows"],
                 "metrics": shown["metrics"]}
 
     def _record(self, group: Any, identity: str, labels_version: str, quality: dict[str, Any] | None,
                 ) -> dict[str, Any]:
         """Judge ``group`` (one prediction partition and model version) for decay and commit its record."""
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import write_json, write_manifest
 
         tags = self._tags(group.model_version)
@@ -144,6 +148,9 @@ class RealizedPerformanceOperator(MlflowOperator):
                   "computed_at": dt.datetime.now(dt.UTC).isoformat()}
         folder = self.storage.partition(PERFORMANCE_AREA, group.partition)
         write_json(folder / SUMMARY_FILE, record)
+        self.lineage.wrote(storage_dataset(str(folder)))
+        self.lineage.facets.setdefault("decay", {})[group.partition] = {
+            "model_version": group.model_version, "status": group.status, "decayed": record["decayed"]}
         write_manifest(folder, {
             "uri": str(folder / SUMMARY_FILE), "partition": group.partition, "rows": group.labelled_rows,
             "version": identity, "model_version": group.model_version, "status": group.status,

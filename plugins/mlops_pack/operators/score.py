@@ -40,6 +40,7 @@ class BatchScoreOperator(MlflowOperator):
         self.partition = partition
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import prediction_key
         from mlops_pack.core.score import score_parquet
         from mlops_pack.core.storage import data_path, digest, read_manifest, write_manifest
@@ -72,6 +73,9 @@ class BatchScoreOperator(MlflowOperator):
                                               "source_partition", "source_version")} | {"key": key}
         if shadow:
             published["shadow_model_version"] = shadow
+        self.lineage.read(storage_dataset(source["folder"]), self.version_dataset(version),
+                          *([self.version_dataset(shadow)] if shadow else []))
+        self.lineage.wrote(storage_dataset(str(folder)))
         self.emit(context, {"partitions": [published], "rows": rows})
         return published
 

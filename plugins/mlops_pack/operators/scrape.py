@@ -32,6 +32,7 @@ class WebScrapeOperator(IngestOperator):
         self.http_conn_id = http_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.lineage import source_dataset
         from mlops_pack.core.scrape import ScrapeError
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.scrape import STATE_FILE, ScrapeHook
@@ -49,6 +50,7 @@ class WebScrapeOperator(IngestOperator):
                 self.log.error("Scrape stats for %s: %s", self.spec.name, json.dumps(exc.result.stats))
             raise
         self.log.info("Scrape stats for %s: %s", self.spec.name, json.dumps(result.stats))
+        self.lineage.read(*(source_dataset(url) for url in source.start_urls))
         summary = self.publish(context, [(run_key, self._typed_frame(result.records))], result.quarantined,
                                result.stats, origin=", ".join(source.start_urls), merge_validated=False)
         if source.incremental:

@@ -122,6 +122,7 @@ class SearchTrialOperator(MlflowOperator):
     def _run(self, study: Any, trial: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         import optuna
 
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.search import OK, cv_score, distributions, fold_indices, run_with_timeout
         from mlops_pack.core.storage import read_partition
         from mlops_pack.core.train import build_pipeline, with_params
@@ -132,6 +133,7 @@ class SearchTrialOperator(MlflowOperator):
         params = dict(asked.params) if asked is not None else dict(trial["params"])
         # The training set only: the holdout is another file, which no trial reads.
         frame = read_partition(self.storage.path(plan["train_folder"]))
+        self.lineage.read(storage_dataset(str(self.storage.path(plan["train_folder"]))))
         started = time.monotonic()
 
         def work() -> list[float]:

@@ -75,6 +75,7 @@ class FileIngestOperator(TableIngestOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.file_source import remember
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import read_json, write_json
         from mlops_pack.hooks.table_source import FileSourceHook
 
@@ -90,6 +91,7 @@ class FileIngestOperator(TableIngestOperator):
             self.refuse_all(context, problems, refused, state_path, state)
         stats = {"files_read": len(read), **counts, "files_refused": len(refused),
                  "files": [f.url for f in read][:MAX_LISTED_FILES]}
+        self.lineage.read(*(storage_dataset(f.url, kind="source") for f in read))
         summary = self.write_raw(context, typed, problems, stats, origin=f"{source.url}{source.pattern}")
         write_json(state_path, remember(state, read, refused))
         return summary

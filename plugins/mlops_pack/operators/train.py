@@ -87,6 +87,7 @@ class MlflowTrainOperator(MlflowOperator):
         """(partition keys, retrain decision, rows) of this run's training window; skips as the policy says."""
         import pandas as pd
 
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.retrain import training_window
         from mlops_pack.core.storage import list_partitions, read_partition
 
@@ -99,16 +100,19 @@ class MlflowTrainOperator(MlflowOperator):
             context, lambda drifted: training_window(list(by_key), window, drifted), set(by_key), window)
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
+        self.lineage.read(*(storage_dataset(str(self.storage.path(m["folder"]))) for m in partitions))
         return keys, decision, frame
 
     def _write_training_set(self, keys: list[str], train: Any, holdout: Any) -> dict[str, Any]:
         """Train and holdout sets under ``training/<first>_to_<last>__<hash>/`` with the train set's profile."""
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import window_key
         from mlops_pack.core.storage import data_version, digest, write_partition
 
         # Named by the data it holds: the same window trained twice writes the same training set.
         key = window_key(keys, digest(data_version(train), data_version(holdout))[:8])
         folder = self.storage.partition("training", key)
+        self.lineage.wrote(storage_dataset(str(folder / "train")), storage_dataset(str(folder / "holdout")))
         return {"key": key, "train": write_partition(folder / "train", train, key=key),
                 "holdout": write_partition(folder / "holdout", holdout, key=key),
                 "train_folder": str(folder / "train"), "holdout_folder": str(folder / "holdout"),
@@ -117,6 +121,8 @@ class MlflowTrainOperator(MlflowOperator):
     def _register(self, context: Context, attempt: Attempt, trained: Any, keys: list[str], decision: dict[str, Any],
                   written: dict[str, Any], version_tags: dict[str, Any] | None = None) -> dict[str, Any]:
         """Log the run, register the version, tag it and hand ``challenger`` on; the task's result."""
+        from mlops_pack.core.lineage import storage_dataset
+
         result = self.mlflow.log_training_run(
             self.spec, trained, train_manifest=written["train"], holdout_manifest=written["holdout"],
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
@@ -124,6 +130,8 @@ class MlflowTrainOperator(MlflowOperator):
             attempt=attempt,
         )
         result["retrain"] = decision
+        fit_on = [storage_dataset(written[part]["folder"]) for part in ("train", "holdout")]
+        self.lineage.wrote(self.version_dataset(result["version"]), derived_from=fit_on)
         self.mlflow.tag_version(self.spec.name, result["version"], {
             "profile_uri": written["profile_uri"], "data_partitions": ",".join(keys),
             "retrain_evidence": ", ".join(decision["evidence"]), "retrain_reason": decision["reason"][:4000],
@@ -137,6 +145,7 @@ class MlflowTrainOperator(MlflowOperator):
 
     def _refit_best(self, context: Context, attempt: Attempt) -> dict[str, Any]:
         """The search's best trial refit on the whole training set of the plan, then registered as usual."""
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import read_partition
         from mlops_pack.core.train import fit_split
 
@@ -146,6 +155,7 @@ class MlflowTrainOperator(MlflowOperator):
 
         train = read_partition(self.storage.path(plan["train_folder"]))
         holdout = read_partition(self.storage.path(plan["holdout_folder"]))
+        self.lineage.read(*(storage_dataset(str(self.storage.path(plan[f]))) for f in ("train_folder", "holdout_folder")))
         search = {"kind": plan["method"], "best_params": best["params"], "cv_score": best["score"],
                   "candidates": len(results), "failed": sum(r.get("status") != "ok" for r in results),
                   "metric": plan["metric"], "parent_run_id": plan["parent_run_id"]}

@@ -43,13 +43,17 @@ class GXValidateOperator(PipelineOperator):
         self.raw_partitions = raw_partitions
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import read_manifest, read_partition
 
         keys = [self.raw_partitions] if isinstance(self.raw_partitions, str) else list(self.raw_partitions or [])
         if not keys:
             raise ValueError(f"{self.spec.name}: raw_partitions is empty: nothing to validate")
         frames = {key: read_partition(self.storage.partition("raw", key)) for key in keys}
+        self.lineage.read(*(storage_dataset(str(self.storage.partition("raw", key))) for key in keys))
         results = {key: self._validate(key, frame) for key, frame in frames.items()}
+        self.lineage.facets["dataQuality"] = {"partitions": {
+            key: {k: r.get(k) for k in ("success", "evaluated", "failed")} for key, r in results.items()}}
         failed = [key for key, result in results.items() if not result["success"]]
         for key in failed:
             results[key]["quarantine_uri"] = str(self.storage.partition("quarantine", key) / "validation.json")
@@ -82,6 +86,7 @@ class GXValidateOperator(PipelineOperator):
         return {**result, "docs": None, "docs_uri": docs, "rows": int(len(frame))}
 
     def _quarantine(self, context: Context, failed: list[str], results: dict[str, dict[str, Any]]) -> None:
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.storage import move_partition, write_json
         from mlops_pack.links import storage_url
         from mlops_pack.notifications import send_alert
@@ -89,6 +94,7 @@ class GXValidateOperator(PipelineOperator):
         for key in failed:
             target = self.storage.partition("quarantine", key)
             move_partition(self.storage.partition("raw", key), target)
+            self.lineage.wrote(storage_dataset(str(target)))
             write_json(target / "validation.json", results[key])
         first = results[failed[0]]
         summary = "; ".join(f"{f['expectation']}({f.get('column')}) unexpected={f.get('unexpected_percent', '?')}%"
@@ -109,6 +115,7 @@ class GXValidateOperator(PipelineOperator):
     def _publish(self, key: str, frame: pd.DataFrame) -> dict[str, Any]:
         import pandas as pd
 
+        from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import dedupe_latest
         from mlops_pack.core.storage import is_complete, read_partition, write_partition
 
@@ -117,6 +124,7 @@ class GXValidateOperator(PipelineOperator):
             frame = pd.concat([read_partition(folder), frame], ignore_index=True)
         merged = dedupe_latest(frame, record_key).sort_values(record_key, kind="stable", ignore_index=True)
         manifest = write_partition(folder, merged, key=key)
+        self.lineage.wrote(storage_dataset(str(folder)))
         self.log.info("%s partition %s validated: %d rows, version %s (replaces %s)", self.spec.name, key,
                       manifest["rows"], manifest["version"], manifest["replaces"])
         return {k: manifest[k] for k in ("uri", "folder", "version", "rows")} | {"key": key}

@@ -93,3 +93,46 @@ def paired_chart(title: str, groups: list[tuple[str, dict[str, tuple[float, floa
                  f'{escape(name)}</text>' for n, name in enumerate(names))
     parts.append("</svg>")
     return "".join(parts)
+
+
+KIND_COLOURS = {"source": "#fde8e8", "raw": "#fdf3e1", "validated": "#e8f6e8", "training set": "#e6effb",
+                "holdout set": "#e6effb", "model version": "#efe6fb", "predictions": "#e1f5f5",
+                "drift report": "#fbe6f3"}
+
+
+def lineage_chart(graph: dict) -> str:
+    """The lineage graph of ``core.lineage.lineage_graph`` as a lineage tool draws it: datasets (boxes,
+    coloured by kind) and jobs (rounded, dark) left to right, each job between what it read and wrote."""
+    from mlops_pack.core.lineage import layout
+
+    succ, columns = layout(graph)
+    box_w, box_h, gap_x, gap_y = 150, 34, 40, 14
+    height = PAD + max(len(c) for c in columns.values()) * (box_h + gap_y) + PAD
+    width = PAD * 2 + len(columns) * (box_w + gap_x)
+    at = {node: (PAD + col * (box_w + gap_x), PAD + row * (box_h + gap_y))
+          for col, members in enumerate(columns.values()) for row, node in enumerate(members)}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+             'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#777"/></marker></defs>',
+             f'<rect width="{width}" height="{height}" fill="white"/>']
+    for node, targets in succ.items():
+        for target in targets:
+            (x1, y1), (x2, y2) = at[node], at[target]
+            dashed = ' stroke-dasharray="4 3"' if node[0] == target[0] == "d" else ""
+            parts.append(f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" '
+                         f'stroke="#777"{dashed} marker-end="url(#arrow)"/>')
+    for node, (x, y) in at.items():
+        if node[0] == "j":
+            label, sub, fill, ink, radius = node[1].split(".", 1)[-1], node[1].split(".", 1)[0], "#37474f", "white", 12
+        else:
+            namespace, name = node[1]
+            kind = graph["datasets"].get(node[1], "dataset")
+            label, sub = kind, "/".join(name.rstrip("/").split("/")[-2:])
+            fill, ink, radius = KIND_COLOURS.get(kind, "#eeeeee"), "#222", 2
+        parts.append(f'<g><title>{escape(str(node[1]))}</title><rect x="{x}" y="{y}" width="{box_w}" '
+                     f'height="{box_h}" rx="{radius}" fill="{fill}" stroke="#555"/>'
+                     f'<text x="{x + 6}" y="{y + 14}" font-size="11" fill="{ink}">{escape(label[:24])}</text>'
+                     f'<text x="{x + 6}" y="{y + 27}" font-size="9" fill="{ink}">{escape(sub[-28:])}</text></g>')
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -32,6 +32,7 @@ from mlops_pack.core.spec.policies import (
     METRIC_TASKS,
     RETRAIN_TRIGGERS,
     AlertsSpec,
+    DeadlineSpec,
     DecaySpec,
     DriftSpec,
     MetricPolicy,
@@ -56,7 +57,7 @@ from mlops_pack.core.spec.sources import (
 
 __all__ = [
     "DEFAULT_GATE", "LABEL_KINDS", "METRIC_DIRECTIONS", "METRIC_TASKS", "NAME_PATTERN", "RETRAIN_TRIGGERS",
-    "SOURCE_KINDS", "AlertsSpec", "ColumnSpec", "DecaySpec", "DriftSpec", "EventLabels", "EventsSpec",
+    "SOURCE_KINDS", "AlertsSpec", "ColumnSpec", "DeadlineSpec", "DecaySpec", "DriftSpec", "EventLabels", "EventsSpec",
     "ExpectationSpec", "FeaturesSpec", "FieldSpec", "FileLabels", "FileSourceSpec", "LaterPartitionLabels",
     "MetricPolicy", "ModelSpec", "PartitionSpec", "PipelineSpec", "ProductionEvidenceSpec", "PromotionSpec",
     "QueueSpec", "RangeSpec", "RetrainSpec", "ScheduleSpec", "ScoringSpec", "SearchSpec", "SourceSpec",

@@ -136,6 +136,21 @@ class PipelineSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _deadline_names_dags_and_alerts(self) -> PipelineSpec:
+        deadline = self.schedule.deadline
+        if deadline is None:
+            return self
+        absent = [d for d in deadline.dags if (d in ("labels", "outcomes") and self.labels is None)
+                  or (d == "champion_watch" and not self.events.champion_poll_seconds)]
+        if absent:
+            raise ValueError(f"schedule.deadline.dags: this pipeline has no {absent} DAG (labels and outcomes need "
+                             "a labels section, champion_watch events.champion_poll_seconds)")
+        if not self.alerts.enabled or "deadline_missed" not in self.alerts.events:
+            raise ValueError("schedule.deadline tells the spec's alerts, but alerts has no smtp_conn_id or "
+                             "webhook_conn_id or its events leave out deadline_missed")
+        return self
+
+    @model_validator(mode="after")
     def _search_metric_fits_the_task(self) -> PipelineSpec:
         search = self.model.search
         if search is not None and search.metric and METRIC_TASKS[search.metric] != self.model.task:

@@ -99,11 +99,57 @@ class PartitionSpec(_Strict):
                              "logical date (one partition per day by default)")
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a duration written ``<number><unit>``, unit s, m, h or d (``90s``, ``30m``, ``2h``,
+    ``1.5d``); a ValueError names the text otherwise."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(text))
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"{text!r} is not a duration: write a positive number and a unit s, m, h or d "
+                         "(e.g. 90s, 30m, 2h, 1d)")
+    return float(match[1]) * _DURATION_UNITS[match[2]]
+
+
+class DeadlineSpec(_Strict):
+    """A run of the named DAGs that has not finished ``after`` its reference time is late: the spec's
+    ``alerts`` are told (event ``deadline_missed``), once per run (Airflow's DeadlineAlert, checked by
+    the scheduler). The run itself goes on."""
+
+    dags: list[Literal["ingest", "train", "score", "monitor", "rollback", "champion_watch", "labels",
+                       "outcomes"]] = Field(min_length=1, description="the pipeline's DAGs that have the "
+                                            "deadline, by stage (ingest, train, score, monitor, ...)")
+    after: str = Field(description="how long a run may take from its reference time: a number and a unit "
+                       "s, m, h or d (e.g. 2h)")
+    reference: Literal["queued_at", "logical_date"] = Field(
+        default="queued_at", description="queued_at (when the run was queued: every run, manual, "
+        "scheduled or asset-triggered) or logical_date (the cron slot: 'the nightly ingest done by 04:00')")
+
+    @model_validator(mode="after")
+    def _valid(self) -> DeadlineSpec:
+        try:
+            duration_seconds(self.after)
+        except ValueError as exc:
+            raise ValueError(f"schedule.deadline.after: {exc}") from None
+        if len(set(self.dags)) != len(self.dags):
+            raise ValueError(f"schedule.deadline.dags lists a DAG twice: {self.dags}")
+        return self
+
+    @property
+    def seconds(self) -> float:
+        return duration_seconds(self.after)
+
+
 class ScheduleSpec(_Strict):
     ingest: str | None = "0 2 * * *"
     wait_for_change: bool = Field(default=False, description="ingest starts with a deferrable sensor that "
                                   "waits until the source's pages change (ingest on change, not on a clock)")
     change_poll_seconds: float = Field(default=300, ge=5)
+    deadline: DeadlineSpec | None = Field(default=None, description="late runs alert: the DAGs named, a run not "
+                                          "finished this long after its reference time (docs/governance.md)")
 
 
 RETRAIN_TRIGGERS = ("new_data", "drift", "schedule", "performance")
@@ -158,8 +204,10 @@ class AlertsSpec(_Strict):
     smtp_conn_id: str | None = Field(default=None, description="Airflow connection of the SMTP server")
     recipients: list[str] = Field(default_factory=list, description="e-mail addresses (with smtp_conn_id)")
     webhook_conn_id: str | None = Field(default=None, description="Airflow connection of the webhook URL")
-    events: list[Literal["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"]] = Field(
-        default_factory=lambda: ["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed"],
+    events: list[Literal["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed",
+                         "deadline_missed"]] = Field(
+        default_factory=lambda: ["validation_failed", "drift", "decay", "promoted", "rejected", "task_failed",
+                                 "deadline_missed"],
         description="which events alert")
 
     @model_validator(mode="after")

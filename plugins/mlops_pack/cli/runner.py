@@ -363,20 +363,29 @@ class Airflow:
     def busy(self) -> bool:
         """A run of the pipelines is queued or running, or an unpaused DAG of theirs has asset events
         queued for its next run (the scheduler creates that run on a later loop: a loaded machine can make
-        that gap long, so it is asked for, not waited out)."""
-        for dag in self.pipeline_dags():
-            if any(r["state"] not in TERMINAL for r in self.runs(dag)):
-                return True
-            if self.queued_events(dag) and not self.get(f"/api/v2/dags/{dag}")["is_paused"]:
-                return True
-        return False
+        that gap long, so it is asked for, not waited out).
+
+        Asked in few requests (one for the DAGs, one for every unfinished run, one per unpaused DAG for its
+        queued events): ``wait_quiet`` asks every 2 s, and each request costs the api-server CPU that
+        the tasks it waits for need."""
+        paused = self.served_dags()
+        unfinished = self.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=1000)["dag_runs"]
+        if any(r["dag_id"] in paused and r["state"] not in TERMINAL for r in unfinished):
+            return True
+        return any(not is_paused and self.queued_events(dag) for dag, is_paused in paused.items())
+
+    def served_dags(self, pipelines: list[str] | None = None) -> dict[str, bool]:
+        """Every DAG Airflow serves for the pipelines (the four stages, plus ``__rollback``, ``__labels``,
+        ``__outcomes`` or ``__champion_watch`` where a spec has them) -> whether it is paused; the four
+        stages, unpaused, while Airflow serves none of them yet."""
+        prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
+        served = {d["dag_id"]: d["is_paused"] for d in self.get("/api/v2/dags", limit=1000)["dags"]
+                  if d["dag_id"].startswith(prefixes)}
+        return dict(sorted(served.items())) or {d: False for d in self.dags if d.startswith(prefixes)}
 
     def pipeline_dags(self, pipelines: list[str] | None = None) -> list[str]:
-        """Every DAG Airflow serves for the pipelines: the four stages, plus ``__rollback``,
-        ``__labels``, ``__outcomes`` or ``__champion_watch`` where a spec has them."""
-        prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
-        served = sorted(d["dag_id"] for d in self.get("/api/v2/dags", limit=1000)["dags"])
-        return [d for d in served if d.startswith(prefixes)] or [d for d in self.dags if d.startswith(prefixes)]
+        """The ids of :meth:`served_dags`, sorted."""
+        return list(self.served_dags(pipelines))
 
     def queued_events(self, dag_id: str) -> list[dict]:
         response = self.http.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")

@@ -456,11 +456,16 @@ class Client:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
 
+    def unfinished_runs(self) -> list[dict]:
+        """The pipeline's queued or running runs, in one request (``wait_quiet`` asks every second)."""
+        runs = self.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=100)["dag_runs"]
+        return [r for r in runs if r["dag_id"] in self.dags and r["state"] not in self.TERMINAL]
+
     def wait_quiet(self, timeout: float, settle: float = 10, check=None) -> None:
         """Until no run of the pipeline is queued or running and none started for ``settle`` s."""
         deadline, quiet_since = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
-            if any(r["state"] not in self.TERMINAL for dag in self.dags for r in self.runs(dag)):
+            if self.unfinished_runs():
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()

@@ -41,6 +41,10 @@ def crashed(tmp_path_factory):
     # Test-only hook (core/registry_lock.fault_point): the first train try blocks right after registering its
     # version, with its MLflow run still open; "@file" makes it fire once, so the retry runs through.
     airflow.env["MLOPS_FAULT_POINT"] = f"train.registered:sleep:3600@{home / 'fault-fired'}"
+    # The lost task is found when its heartbeat is this old. The embedded default is 120 s (runner.write_config);
+    # this home takes the production stack's 45 s (deploy/stack.py: nine missed beats of a live task's
+    # supervisor), so the test waits 75 s less for the state it checks, and a live task still has margin.
+    airflow.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] = "45"
     client = MlflowClient(tracking_uri(home), tracking_uri(home))
     server, _ = serve(site_port, SiteState(day=1, records_per_day=1000))
     airflow.start()
@@ -72,7 +76,7 @@ def crashed(tmp_path_factory):
             ti = airflow.get(f"/api/v2/dags/{TRAIN}/dagRuns/{run_id}/taskInstances/train")
             return ti if ti["try_number"] == 2 and ti["state"] in ("success", "failed") else None
 
-        # Found by its missing heartbeat (120 s in an embedded home, runner.write_config), retried after the DAG's retry delay.
+        # Found by its missing heartbeat (45 s in this home, above), retried after the DAG's retry delay.
         wait_for("the retry of the killed train task", retried, airflow=airflow)
         airflow.wait_quiet(DEADLINE)
         yield {"home": home, "client": client, "run_id": run_id, "killed": str(version.version),

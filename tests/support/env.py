@@ -41,7 +41,8 @@ def activate() -> Path:
         "GIT_PYTHON_REFRESH": "quiet",
     })
     # Every Airflow home of the run (xdist workers inherit this from the controller) starts from one
-    # migrated metadata DB per Airflow version: mlops_pack.cli.runner.migrate_db.
+    # migrated metadata DB per Airflow version, and one MLflow store per MLflow version: mlops_pack.cli.runner
+    # (migrate_db, init_mlflow).
     os.environ.setdefault("MLOPS_AIRFLOW_DB_CACHE", str(Path(tempfile.gettempdir()) / "mlops-test-airflow-db"))
     for path in (REPO / "plugins", REPO / "include"):
         if str(path) not in sys.path:

@@ -203,20 +203,52 @@ def tracking_uri(home: Path) -> str:
     return f"sqlite:///{home / 'mlflow.db'}"
 
 
-def init_mlflow(home: Path, *, wait: bool = True) -> subprocess.Popen:
+def init_mlflow(home: Path, *, wait: bool = True) -> subprocess.Popen | None:
     """Create the MLflow SQLite schema once, before tasks race to migrate it. With ``wait=False`` it runs in
-    the background (beside Airflow's own migration): call ``finish_init(proc)`` before starting Airflow."""
+    the background (beside Airflow's own migration): call ``finish_init(proc)`` before starting Airflow.
+    A new store comes from a copy when ``MLOPS_AIRFLOW_DB_CACHE`` holds one for this MLflow version (see
+    ``migrate_db``): then there is no process (None)."""
+    db_file = home / "mlflow.db"
+    template = _cached_db("mlflow") if not db_file.exists() else None  # an existing store is only opened
+    if template is not None and template.exists():
+        shutil.copyfile(template, db_file)
+        return None
     code = f"import mlflow; mlflow.MlflowClient({tracking_uri(home)!r}).search_experiments()"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.mlops_template = (db_file, template)  # type: ignore[attr-defined]  # kept by finish_init
     if wait:
         finish_init(proc)
     return proc
 
 
-def finish_init(proc: subprocess.Popen) -> None:
+def finish_init(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
     _, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"creating the MLflow store failed:\n{err.decode(errors='replace')[-3000:]}")
+    _keep(*proc.mlops_template)  # type: ignore[attr-defined]
+
+
+DISTRIBUTIONS = {"airflow": "apache-airflow", "mlflow": "mlflow"}  # whose version names a cached DB
+
+
+def _cached_db(kind: str) -> Path | None:
+    """Where the cache folder ``MLOPS_AIRFLOW_DB_CACHE`` (if set) keeps a freshly made ``kind`` ("airflow",
+    "mlflow") SQLite DB of the installed version."""
+    cache = os.environ.get("MLOPS_AIRFLOW_DB_CACHE")
+    return Path(cache) / f"{kind}-{metadata.version(DISTRIBUTIONS[kind])}.db" if cache else None
+
+
+def _keep(db_file: Path, template: Path | None) -> None:
+    """Copy a freshly made ``db_file`` to its cache ``template``: written whole, then renamed (two processes
+    may make it at once)."""
+    if template is None:
+        return
+    template.parent.mkdir(parents=True, exist_ok=True)
+    partial = template.with_suffix(f".{os.getpid()}.partial")
+    shutil.copyfile(db_file, partial)
+    os.replace(partial, template)
 
 
 def migrate_db(db_file: Path, migrate: Callable[[], None]) -> None:
@@ -225,18 +257,15 @@ def migrate_db(db_file: Path, migrate: Callable[[], None]) -> None:
     With ``MLOPS_AIRFLOW_DB_CACHE`` set to a folder (the test suite sets it: it makes a dozen homes), the
     first DB made there is kept per Airflow version and later homes start from a copy: the two commands
     cost ~20 s of process start-up and schema work a home, the copy nothing. The copy is the schema and
-    rows Airflow made (pool included); nothing in it names the home."""
-    cache = os.environ.get("MLOPS_AIRFLOW_DB_CACHE")
-    template = Path(cache) / f"airflow-{metadata.version('apache-airflow')}.db" if cache else None
+    rows Airflow made (pool included); nothing in it names the home. The MLflow store (``init_mlflow``)
+    is kept there the same way: its schema and the default experiment, which points at no home (the pack's
+    experiments name their artifact root when they are created)."""
+    template = _cached_db("airflow")
     if template is not None and template.exists():
         shutil.copyfile(template, db_file)
         return
     migrate()
-    if template is not None:  # written whole, then renamed: two processes may make it at once
-        template.parent.mkdir(parents=True, exist_ok=True)
-        partial = template.with_suffix(f".{os.getpid()}.partial")
-        shutil.copyfile(db_file, partial)
-        os.replace(partial, template)
+    _keep(db_file, template)
 
 
 class BusyRetryTransport(httpx.HTTPTransport):
@@ -363,20 +392,29 @@ class Airflow:
     def busy(self) -> bool:
         """A run of the pipelines is queued or running, or an unpaused DAG of theirs has asset events
         queued for its next run (the scheduler creates that run on a later loop: a loaded machine can make
-        that gap long, so it is asked for, not waited out)."""
-        for dag in self.pipeline_dags():
-            if any(r["state"] not in TERMINAL for r in self.runs(dag)):
-                return True
-            if self.queued_events(dag) and not self.get(f"/api/v2/dags/{dag}")["is_paused"]:
-                return True
-        return False
+        that gap long, so it is asked for, not waited out).
+
+        Asked in few requests (one for the DAGs, one for every unfinished run, one per unpaused DAG for its
+        queued events): ``wait_quiet`` asks every 2 s, and each request costs the api-server CPU that
+        the tasks it waits for need."""
+        paused = self.served_dags()
+        unfinished = self.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=1000)["dag_runs"]
+        if any(r["dag_id"] in paused and r["state"] not in TERMINAL for r in unfinished):
+            return True
+        return any(not is_paused and self.queued_events(dag) for dag, is_paused in paused.items())
+
+    def served_dags(self, pipelines: list[str] | None = None) -> dict[str, bool]:
+        """Every DAG Airflow serves for the pipelines (the four stages, plus ``__rollback``, ``__labels``,
+        ``__outcomes`` or ``__champion_watch`` where a spec has them) -> whether it is paused; the four
+        stages, unpaused, while Airflow serves none of them yet."""
+        prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
+        served = {d["dag_id"]: d["is_paused"] for d in self.get("/api/v2/dags", limit=1000)["dags"]
+                  if d["dag_id"].startswith(prefixes)}
+        return dict(sorted(served.items())) or {d: False for d in self.dags if d.startswith(prefixes)}
 
     def pipeline_dags(self, pipelines: list[str] | None = None) -> list[str]:
-        """Every DAG Airflow serves for the pipelines: the four stages, plus ``__rollback``,
-        ``__labels``, ``__outcomes`` or ``__champion_watch`` where a spec has them."""
-        prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
-        served = sorted(d["dag_id"] for d in self.get("/api/v2/dags", limit=1000)["dags"])
-        return [d for d in served if d.startswith(prefixes)] or [d for d in self.dags if d.startswith(prefixes)]
+        """The ids of :meth:`served_dags`, sorted."""
+        return list(self.served_dags(pipelines))
 
     def queued_events(self, dag_id: str) -> list[dict]:
         response = self.http.get(f"/api/v2/dags/{dag_id}/assets/queuedEvents")

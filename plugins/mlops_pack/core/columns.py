@@ -76,6 +76,19 @@ def type_frame(frame: pd.DataFrame, fields: dict[str, ColumnSpec], origin: str,
     return pd.DataFrame(typed, index=pd.RangeIndex(len(frame))), problems, field_problems
 
 
+def capped(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``problems`` of one origin typed in chunks, listing at most MAX_PROBLEMS_PER_COLUMN per field (as
+    when typed whole; all are counted apart)."""
+    seen: dict[Any, int] = {}
+    kept = []
+    for problem in problems:
+        field = problem.get("field")
+        seen[field] = seen.get(field, 0) + 1
+        if field is None or seen[field] <= MAX_PROBLEMS_PER_COLUMN:
+            kept.append(problem)
+    return kept
+
+
 def schema_mismatch(values: pd.Series, kind: str, sample: int = 1000) -> str | None:
     """What a typed column (Parquet, JSON) holds when no value of it can be a ``kind``: booleans for a
     number or date, nested or binary values for anything. None when values are to be judged one by one."""

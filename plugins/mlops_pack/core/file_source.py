@@ -85,15 +85,56 @@ def nul_position(data: bytes, delimiter: bytes) -> tuple[int, str] | None:
     """(line number, header column) of the first NUL byte in delimited text, or None. A NUL ends a
     value in pandas' C parser without a word (``b\\0 2`` became ``b``, and that row then replaced the
     good ``b`` row), so a file holding one is refused."""
-    at = data.find(b"\x00")
-    if at < 0:
-        return None
-    line_start = data.rfind(b"\n", 0, at) + 1
-    header = data[: data.find(b"\n") if b"\n" in data else len(data)].decode("utf-8", "replace").split(
-        delimiter.decode())
-    index = data[line_start:at].count(delimiter)
-    column = header[index].strip().strip('"') if index < len(header) else f"#{index + 1}"
-    return data.count(b"\n", 0, at) + 1, column
+    guard = TextGuard("", delimiter, limit=len(data) + 1)
+    try:
+        guard.feed(data)
+    except FileSourceError:
+        return guard.nul
+    return None
+
+
+class TextGuard:
+    """Watches the bytes of one delimited text file as they stream by, block after block: refuses
+    (FileSourceError naming the file) the first NUL byte, with its line and header column, and text
+    past ``limit`` bytes (a gzip bomb stops there). Holds the header and the current line's start
+    only, so memory is flat in the file's size."""
+
+    def __init__(self, url: str, delimiter: bytes | None, limit: int):
+        self.url, self.delimiter, self.limit = url, delimiter, limit
+        self.seen = 0  # bytes fed so far
+        self.lines = 0  # newlines fed so far
+        self.header: bytes | None = None
+        self.head = b""  # the header line while it is incomplete
+        self.line_tail = b""  # the current line so far: its delimiters name a NUL's column
+        self.nul: tuple[int, str] | None = None
+
+    def feed(self, block: bytes) -> None:
+        self.seen += len(block)
+        if self.seen > self.limit:
+            raise FileSourceError(f"{self.url}: more than {self.limit} bytes of text (source.max_file_bytes): "
+                                  "refused, nothing of it read")
+        if self.header is None:
+            self.head += block
+            if b"\n" in self.head:
+                self.header = self.head[: self.head.index(b"\n")]
+        at = block.find(b"\x00") if self.delimiter is not None else -1
+        if at >= 0:
+            self._refuse_nul(block, at)
+        newline = block.rfind(b"\n")
+        self.lines += block.count(b"\n")
+        self.line_tail = (self.line_tail + block if newline < 0 else block[newline + 1:])[-1_000_000:]
+
+    def _refuse_nul(self, block: bytes, at: int) -> None:
+        before = block[:at]
+        newline = before.rfind(b"\n")
+        line = (self.line_tail + before) if newline < 0 else before[newline + 1:]
+        header = (self.header if self.header is not None else self.head[: len(self.head) - len(block) + at])
+        names = header.decode("utf-8", "replace").split(self.delimiter.decode())
+        index = line.count(self.delimiter)
+        column = names[index].strip().strip('"') if index < len(names) else f"#{index + 1}"
+        self.nul = (self.lines + before.count(b"\n") + 1, column)
+        raise FileSourceError(f"{self.url}: line {self.nul[0]}, column {self.nul[1]!r} holds a NUL byte: refused "
+                              "(a NUL silently cuts the value and key it is in)")
 
 
 def file_format(url: str, declared: str | None) -> str:

@@ -8,6 +8,8 @@ provider's PostgresHook for a ``postgres`` connection).
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,9 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from mlops_pack.core.file_source import FileInfo
+
+CHUNK_ROWS = 50_000  # rows of one streamed frame: typed, then kept compact, before the next is read
+BLOCK_BYTES = 1 << 20  # bytes of text read at a time
 
 
 class FileSourceHook(BaseHook):
@@ -70,30 +75,38 @@ class FileSourceHook(BaseHook):
             raise FileSourceError(f"{url}: cannot read it: {exc}") from exc
 
     def read(self, info: FileInfo, fmt: str, *, delimiter: str = ",", max_bytes: int) -> pd.DataFrame:
-        """The rows of one file as the format holds them: CSV cells as text, JSON and Parquet values as
-        typed there. Nothing is converted here (pandas' date guessing included): typing is the spec's
-        job (core/columns.py)."""
-        import io
-
+        """The rows of one file whole (label files): ``chunks`` put together."""
         import pandas as pd
 
-        from mlops_pack.core.file_source import FileSourceError, nul_position
+        parts = list(self.chunks(info, fmt, delimiter=delimiter, max_bytes=max_bytes))
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def chunks(self, info: FileInfo, fmt: str, *, delimiter: str = ",", max_bytes: int,
+               chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """The rows of one file, streamed in frames of at most ``chunk_rows``, as the format holds them:
+        CSV cells as text, JSON and Parquet values as typed there. Memory is one chunk, whatever the
+        file's size (a Parquet file: one batch of its row groups). Nothing is converted here (pandas'
+        date guessing included): typing is the spec's job (core/columns.py). Every failure is a
+        FileSourceError naming the file: over ``max_bytes`` (stored, or inflated from gzip), a NUL byte
+        (its line and column), a malformed line. At least one frame comes out (its columns judged)."""
+        import pandas as pd
+
+        from mlops_pack.core.file_source import FileSourceError
 
         if info.size > max_bytes:
-            raise FileSourceError(f"{info.url}: {info.size} bytes is over source.max_file_bytes={max_bytes}")
-        gzipped = info.url.endswith(".gz")
+            raise FileSourceError(f"{info.url}: {info.size} bytes is over source.max_file_bytes={max_bytes}: "
+                                  "refused, nothing of it read")
         try:
             with self.path(info.url).open("rb") as fh:
                 if fmt == "parquet":
-                    return pd.read_parquet(fh)
-                data = _text_bytes(fh, info.url, gzipped, max_bytes)
-            nul = nul_position(data, delimiter.encode()) if fmt == "csv" else None  # JSON refuses raw NULs itself
-            if nul:
-                raise FileSourceError(f"{info.url}: line {nul[0]}, column {nul[1]!r} holds a NUL byte: refused (a "
-                                      "NUL silently cuts the value and key it is in)")
-            if fmt == "csv":
-                return pd.read_csv(io.BytesIO(data), sep=delimiter, dtype=str, keep_default_na=False, na_values=[""])
-            return _json_lines(data, info.url)
+                    yield from _parquet_batches(fh, chunk_rows)
+                    return
+                stream = _GuardedText(fh, info.url, delimiter if fmt == "csv" else None, max_bytes,
+                                      info.url.endswith(".gz"))
+                if fmt == "csv":
+                    yield from _csv_chunks(stream, delimiter, chunk_rows)
+                else:
+                    yield from _json_lines(stream, info.url, chunk_rows)
         except (OSError, ValueError, EOFError, pd.errors.ParserError) as exc:
             if isinstance(exc, FileSourceError):
                 raise
@@ -127,31 +140,71 @@ class SqlSourceHook(BaseHook):
             return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
 
 
-def _text_bytes(fh: Any, url: str, gzipped: bool, max_bytes: int) -> bytes:
-    """The file's text bytes, inflated when gzipped, never more than ``max_bytes`` of them (a gzip bomb
-    stops there with an error naming the file)."""
-    import gzip
+class _GuardedText(io.RawIOBase):
+    """A file's text bytes (inflated when gzipped) as a raw stream, each block through core's TextGuard
+    (NUL bytes, the size limit) before the parser sees it."""
 
-    from mlops_pack.core.file_source import FileSourceError
+    def __init__(self, fh: Any, url: str, delimiter: str | None, max_bytes: int, gzipped: bool):
+        import gzip
 
-    stream = gzip.GzipFile(fileobj=fh) if gzipped else fh
-    data = stream.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise FileSourceError(f"{url}: inflates past source.max_file_bytes={max_bytes}: refused")
-    return data
+        from mlops_pack.core.file_source import TextGuard
+
+        super().__init__()
+        self.stream = gzip.GzipFile(fileobj=fh) if gzipped else fh
+        self.guard = TextGuard(url, delimiter.encode() if delimiter else None, max_bytes)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        block = self.stream.read(min(len(buffer), BLOCK_BYTES))
+        self.guard.feed(block)
+        buffer[: len(block)] = block
+        return len(block)
 
 
-def _json_lines(data: bytes, url: str) -> pd.DataFrame:
+def _csv_chunks(stream: _GuardedText, delimiter: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    reader = pd.read_csv(io.BufferedReader(stream, BLOCK_BYTES), sep=delimiter, dtype=str, keep_default_na=False,
+                         na_values=[""], chunksize=chunk_rows)
+    with reader:
+        empty = True
+        for chunk in reader:  # a header without rows is one empty frame with the header's columns
+            empty = False
+            yield chunk
+    if empty:
+        yield pd.DataFrame()
+
+
+def _parquet_batches(fh: Any, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Record batches of the file's row groups, one at a time, each as pandas would read the file."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(fh)
+    empty = True
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        empty = False
+        yield batch.to_pandas()
+    if empty:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+
+
+def _json_lines(stream: _GuardedText, url: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """One row per JSON object line, values as JSON typed them (read with ``json``: pandas' read_json
-    would turn date-like columns into timestamps by guessing their layout)."""
+    would turn date-like columns into timestamps by guessing their layout), ``chunk_rows`` at a time.
+    A frame has the columns of every object seen so far in the file (a key first seen later is a
+    column of the later frames only)."""
     import json
 
     import pandas as pd
 
     from mlops_pack.core.file_source import FileSourceError
 
-    rows = []
-    for number, line in enumerate(data.splitlines(), start=1):
+    rows: list[dict] = []
+    columns: dict[str, None] = {}
+    emitted = False
+    for number, line in enumerate(io.BufferedReader(stream, BLOCK_BYTES), start=1):
         if not line.strip():
             continue
         try:
@@ -160,5 +213,10 @@ def _json_lines(data: bytes, url: str) -> pd.DataFrame:
             raise FileSourceError(f"{url}: line {number} is not JSON: {exc}") from exc
         if not isinstance(row, dict):
             raise FileSourceError(f"{url}: line {number} is a JSON {type(row).__name__}, not an object")
+        columns.update(dict.fromkeys(row))
         rows.append(row)
-    return pd.DataFrame.from_records(rows)
+        if len(rows) >= chunk_rows:
+            yield pd.DataFrame.from_records(rows, columns=list(columns))
+            rows, emitted = [], True
+    if rows or not emitted:
+        yield pd.DataFrame.from_records(rows, columns=list(columns))

@@ -71,7 +71,13 @@ class FileIngestOperator(TableIngestOperator):
     and matching the pattern) are read whatever their fingerprint, each into the partition its event
     names. The state is replaced only after the partitions are written. Nothing new: the task is
     skipped (no validation, no event).
+
+    :param chunk_rows: rows read and typed at a time (the reader's memory is one chunk).
     """
+
+    def __init__(self, *, chunk_rows: int = 50_000, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.chunk_rows = chunk_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.file_source import remember
@@ -121,7 +127,7 @@ class FileIngestOperator(TableIngestOperator):
         """Read and type each planned file on its own: (typed frames by partition, problems, files read,
         files refused as url -> (file, reason), counts). A bad file (unreadable, a NUL byte, a missing
         or untypable column) is refused alone: the good files beside it are read."""
-        from mlops_pack.core.columns import SourceColumnsError
+        from mlops_pack.core.columns import SourceColumnsError, capped
         from mlops_pack.core.file_source import FileSourceError, file_format
 
         source = self.spec.source
@@ -130,19 +136,24 @@ class FileIngestOperator(TableIngestOperator):
         counts = {"bytes": 0, "rows_read": 0, "field_problems": 0}
         for requested, infos in plan.items():
             for info in infos:
-                try:
-                    frame = hook.read(info, file_format(info.url, source.format), delimiter=source.csv_delimiter,
-                                      max_bytes=source.max_file_bytes)
-                    rows, found, field_problems = self.typed(frame, info.url)
+                try:  # streamed: a chunk is typed before the next is read; one bad chunk refuses the whole file
+                    parts, found, rows_read, field_problems = [], [], 0, 0
+                    for chunk in hook.chunks(info, file_format(info.url, source.format),
+                                             delimiter=source.csv_delimiter, max_bytes=source.max_file_bytes,
+                                             chunk_rows=self.chunk_rows):
+                        rows, listed, counted = self.typed(chunk, info.url)
+                        parts.append(rows)
+                        found.extend(listed)
+                        rows_read, field_problems = rows_read + len(chunk), field_problems + counted
                 except (FileSourceError, SourceColumnsError) as exc:
                     refused[info.url] = (info, str(exc))
                     problems.append({"kind": "file", "origin": info.url, "reason": str(exc), **info.fingerprint})
                     self.log.error("Refused %s: %s", info.url, exc)
                     continue
-                self.log.info("Read %d rows from %s", len(frame), info.url)
-                typed.setdefault(requested, []).append(rows)
-                problems.extend(found)
-                counts = {"bytes": counts["bytes"] + info.size, "rows_read": counts["rows_read"] + len(frame),
+                self.log.info("Read %d rows from %s in %d chunks", rows_read, info.url, len(parts))
+                typed.setdefault(requested, []).extend(parts)
+                problems.extend(capped(found))
+                counts = {"bytes": counts["bytes"] + info.size, "rows_read": counts["rows_read"] + rows_read,
                           "field_problems": counts["field_problems"] + field_problems}
                 read.append(info)
         return typed, problems, read, refused, counts

@@ -163,3 +163,36 @@ def test_the_study_keeps_finished_trials_for_a_rerun_and_tpe_asks_within_the_spa
     assert finished_trial(again, 0) == {"slot": 0, "params": asked.params, "score": 12.5, "status": "ok", "error": "",
                                         "seconds": None, "reused": True, "fold_scores": []}
     assert finished_trial(again, 1) is None  # a failed trial runs again
+
+
+def test_tpe_trials_opening_the_study_apart_draw_different_params_repeatably(tmp_path):
+    """Each mapped trial opens the study in its own process: with one seed for all, every startup trial
+    drew the same params (found by the DAG test); seeded per slot they differ, and a re-run draws the same."""
+    from mlops_pack.core.search import distributions, open_study, startup_trials, trial_seed
+
+    space = distributions(dict(spec_with(tmp_path, "    method: tpe\n    max_trials: 4\n    space:\n"
+                                         "      max_iter: {low: 10, high: 500, integer: true}\n"
+                                         "      learning_rate: {low: 0.01, high: 0.3, log: true}\n").model.search.space))
+
+    def draws(url: str) -> list[dict]:
+        open_study(url, "s", direction="lower", seed=0, create=True)
+        return [open_study(url, "s", direction="lower", seed=trial_seed(0, slot)).ask(space).params for slot in range(4)]
+
+    first = draws(f"sqlite:///{tmp_path / 'a.db'}")
+    assert len({tuple(sorted(p.items())) for p in first}) == 4
+    assert draws(f"sqlite:///{tmp_path / 'b.db'}") == first
+    assert (startup_trials(4), startup_trials(16), startup_trials(300)) == (2, 5, 10)
+
+
+def test_a_versions_search_tags_read_back_as_its_promotion_records_search():
+    from mlops_pack.core.search import search_record, version_description, version_tags
+
+    plan = {"parent_run_id": "abc", "experiment_id": "7", "study": "shop-1", "method": "tpe", "metric": "rmse"}
+    results = [{"slot": 0, "status": "ok", "score": 3.5, "params": {"max_iter": 40}},
+               {"slot": 1, "status": "failed", "score": None, "params": {"max_iter": 7}}]
+    record = search_record(version_tags(plan, results[0], results))
+    assert record == {"run_id": "abc", "experiment_id": "7", "study": "shop-1", "method": "tpe", "metric": "rmse",
+                      "trials": 2, "failed": 1, "cv_score": 3.5, "best_params": {"max_iter": 40}}
+    assert search_record({"retrain_evidence": "schedule"}) is None  # trained without a search
+    assert "[abc](#/experiments/7/runs/abc)" in version_description(record) and "max_iter=40" in version_description(record)
+    assert search_record({"search_run_id": "x", "search_trials": "many", "search_best_params": "{bad"})["trials"] == "many"

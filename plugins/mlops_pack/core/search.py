@@ -90,14 +90,28 @@ def distributions(space: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def open_study(storage_url: str, name: str, *, direction: str, seed: int, create: bool = False) -> Any:
-    """The Optuna study ``name`` in the SQL store ``storage_url`` (TPE sampler seeded with ``seed``)."""
+def trial_seed(seed: int, slot: int) -> int:
+    """The TPE sampler's seed in trial ``slot``: each trial opens the study in its own process, so one seed
+    for all would draw the same startup params in every trial; per slot they differ and stay repeatable."""
+    return (seed * 7919 + slot) % 2**32
+
+
+def startup_trials(max_trials: int) -> int:
+    """Random trials before TPE models the finished ones: Optuna's 10, but a third of a smaller budget
+    (at least 2), so a short search still learns from what finished."""
+    return max(2, min(10, max_trials // 3))
+
+
+def open_study(storage_url: str, name: str, *, direction: str, seed: int, create: bool = False,
+               max_trials: int = 30) -> Any:
+    """The Optuna study ``name`` in the SQL store ``storage_url`` (TPE sampler seeded with ``seed``, its
+    startup trials from ``max_trials``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     engine = {"connect_args": {"timeout": 60}} if storage_url.startswith("sqlite") else {}
     storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine)
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(max_trials))
     if create:
         return optuna.create_study(storage=storage, study_name=name, load_if_exists=True, sampler=sampler,
                                    direction="maximize" if direction == "higher" else "minimize")
@@ -236,3 +250,46 @@ def trials_table(results: list[dict[str, Any]]) -> pd.DataFrame:
              **{f"param.{k}": v for k, v in (r.get("params") or {}).items()}}
             for r in sorted(results, key=lambda r: r.get("slot", 0))]
     return pd.DataFrame(rows)
+
+
+def version_tags(plan: dict[str, Any], best: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, str]:
+    """The model version's tags naming the search it came from: its parent run (``search_run_id``, in
+    ``search_experiment_id``), study, method, trial count, failed trials, metric, and the winning trial's
+    params and cross-validated score. :func:`search_record` reads them back."""
+    return {"search_run_id": plan["parent_run_id"], "search_experiment_id": str(plan["experiment_id"]),
+            "search_study": plan["study"], "search_method": plan["method"], "search_metric": plan["metric"],
+            "search_trials": str(len(results)), "search_failed_trials": str(sum(r.get("status") != OK for r in results)),
+            "search_cv_score": repr(float(best["score"])), "search_best_slot": str(best["slot"]),
+            "search_best_params": json.dumps(best["params"], sort_keys=True, default=str)}
+
+
+def search_record(tags: dict[str, str]) -> dict[str, Any] | None:
+    """What a promotion record says of the search a version came from (from :func:`version_tags`), or None
+    for a version trained without one. Values a tag cannot parse as stay text (the page shows them)."""
+    if not tags.get("search_run_id"):
+        return None
+
+    def number(text: str | None, kind: type) -> Any:
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            return text
+
+    try:
+        params = json.loads(tags.get("search_best_params") or "{}")
+    except ValueError:
+        params = tags.get("search_best_params")
+    return {"run_id": tags["search_run_id"], "experiment_id": tags.get("search_experiment_id"),
+            "study": tags.get("search_study"), "method": tags.get("search_method"), "metric": tags.get("search_metric"),
+            "trials": number(tags.get("search_trials"), int), "failed": number(tags.get("search_failed_trials"), int),
+            "cv_score": number(tags.get("search_cv_score"), float), "best_params": params}
+
+
+def version_description(record: dict[str, Any]) -> str:
+    """The model version's description (Markdown): the search it came from, what won and a link to its
+    parent run (a route of the MLflow UI the description is shown in, so it opens wherever MLflow is)."""
+    params = ", ".join(f"{k}={v}" for k, v in sorted((record.get("best_params") or {}).items()))
+    link = f"#/experiments/{record['experiment_id']}/runs/{record['run_id']}"
+    return (f"Refit of the best trial of a {record['method']} search ({record['trials']} trials, "
+            f"{record['failed']} failed): {params}; cross-validated {record['metric']} {record['cv_score']:.6g}. "
+            f"Search run: [{record['run_id']}]({link}) (trials.json, trials.png).")

@@ -38,6 +38,7 @@ def activate() -> Path:
         "AIRFLOW__MLOPS__STORAGE_ROOT": f"file://{HOME / 'data'}",
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{HOME / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",
+        "AIRFLOW__MLOPS__ALLOWED_MODEL_MODULES": "tests.user_code",  # the test model code, as a user configures theirs
         "GIT_PYTHON_REFRESH": "quiet",
     })
     # Every Airflow home of the run (xdist workers inherit this from the controller) starts from one

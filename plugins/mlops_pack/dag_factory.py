@@ -43,7 +43,7 @@ def spec_file(name: str) -> Path:
 
 def build_dags(path: str | Path) -> dict[str, DAG]:
     """All DAGs of the spec at ``path``, keyed by dag_id."""
-    spec = load_spec(path)
+    spec = load_spec(path, settings.allowed_model_modules())
     assets = PipelineAssets.of(spec.name)
     common = {"spec_path": str(Path(path).resolve())}
     dags = [_ingest(spec, assets, common), _train(spec, assets, common), _score(spec, assets, common),

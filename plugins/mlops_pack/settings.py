@@ -26,6 +26,14 @@ def pipelines_dir() -> Path:
     return Path(_conf("pipelines_dir", str(airflow_home() / "pipelines")))
 
 
+def allowed_model_modules() -> list[str]:
+    """Module prefixes ``model.estimator`` and ``model.pipeline`` may name besides scikit-learn and the
+    project's own modules under the spec's folder or its parent (``[mlops] allowed_model_modules``,
+    comma-separated, e.g. ``xgboost, lightgbm, acme_models``; default none). Anything else is refused
+    when the spec is read: a spec naming ``subprocess.Popen`` would run a command at training time."""
+    return [p.strip() for p in _conf("allowed_model_modules", "").split(",") if p.strip()]
+
+
 def storage_root() -> str:
     """Object storage URL under which each pipeline keeps its partitions, reports and logs."""
     return _conf("storage_root", f"file://{airflow_home() / 'mlops-data'}")

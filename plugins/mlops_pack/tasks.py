@@ -44,10 +44,11 @@ class PipelineTaskMixin:
     @cached_property
     def spec(self) -> PipelineSpec:
         """The pipeline spec; an invalid one fails the task without retries (a retry reads the same file)."""
+        from mlops_pack import settings
         from mlops_pack.core.spec import SpecError, load_spec
 
         try:
-            return load_spec(Path(self.spec_path))
+            return load_spec(Path(self.spec_path), settings.allowed_model_modules())
         except SpecError as exc:
             raise AirflowFailException(str(exc)) from exc
 

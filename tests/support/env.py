@@ -38,6 +38,7 @@ def activate() -> Path:
         "AIRFLOW__MLOPS__STORAGE_ROOT": f"file://{HOME / 'data'}",
         "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI": f"sqlite:///{HOME / 'mlflow.db'}",
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",
+        "AIRFLOW__MLOPS__ALLOWED_MODEL_MODULES": "tests.user_code",  # the test model code, as a user configures theirs
         "GIT_PYTHON_REFRESH": "quiet",
         # Every embedded home a test starts inherits this (runner.caller_env): its DAG files do not change
         # while it runs, so the dag-processor need not re-parse them every 30 s (Airflow's default, kept

@@ -62,3 +62,42 @@ def test_an_oversized_or_undecodable_file_is_refused_naming_it(tmp_path):
     path.write_bytes(b"name: listings\ndescription: \xff\xfe\n")
     with pytest.raises(SpecError, match="listings.yaml: cannot read pipeline spec: 'utf-8' codec"):
         load_spec(path)
+
+
+@pytest.mark.parametrize(("field", "ref"), [
+    ("estimator", "subprocess.Popen"), ("estimator", "os.system"), ("pipeline", "subprocess:run"),
+    ("pipeline", "sklearnx.evil:build"),  # a prefix of the name is not the package
+])
+def test_model_code_outside_the_allow_list_is_refused_naming_file_field_and_list(tmp_path, field, ref):
+    # issue 25, case 8: `model.estimator: subprocess.Popen` ran a command at training time
+    path = write_spec(tmp_path, "http://127.0.0.1:1", **{
+        "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n": f"  {field}: {ref}\n",
+        "  params: {max_iter: 150, learning_rate: 0.1, random_state: 0}\n": "  params: {}\n"})
+    with pytest.raises(SpecError) as refused:
+        load_spec(path, ["xgboost", "acme_models."])
+    message = str(refused.value)
+    assert message.startswith(f"{path}: invalid pipeline spec:\n  model.{field}: {ref!r}: module ")
+    assert "is not allowed for model code; allowed: sklearn.*, xgboost.*, acme_models.*" in message
+    assert "[mlops] allowed_model_modules" in message and str(tmp_path) in message
+
+
+def test_configured_packages_and_the_projects_own_modules_are_allowed(tmp_path):
+    path = write_spec(tmp_path / "include" / "pipelines", "http://127.0.0.1:1")
+    default = load_spec(path)  # scikit-learn: always
+    assert default.model.estimator.startswith("sklearn.")
+    own = tmp_path / "include" / "acme_models"
+    own.mkdir()
+    (own / "__init__.py").write_text("")
+    (own / "price.py").write_text("def build(numeric, categorical):\n    raise SystemExit('never imported')\n")
+    text = path.read_text().replace("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n",
+                                    "  pipeline: acme_models.price:build\n")
+    path.write_text(text)
+    assert load_spec(path).model.pipeline == "acme_models.price:build"  # include/ code: the project's own
+    path.write_text(text.replace("acme_models.price:build", "tests.user_code.price_models:price_pipeline"))
+    with pytest.raises(SpecError, match="model.pipeline: 'tests.user_code.price_models:price_pipeline': module"):
+        load_spec(path)
+    assert load_spec(path, ["tests.user_code"]).model.pipeline.startswith("tests.user_code.")  # configured
+    (tmp_path / "include" / "subprocess.py").write_text("")  # a module shadowing an installed one stays refused
+    path.write_text(text.replace("  pipeline: acme_models.price:build\n", "  estimator: subprocess.Popen\n"))
+    with pytest.raises(SpecError, match=r"model.estimator: 'subprocess.Popen': module 'subprocess' is not allowed"):
+        load_spec(path)

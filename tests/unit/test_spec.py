@@ -19,8 +19,10 @@ def test_demo_spec_is_valid():
     ("  target: price", "  target: asking_price", "model.target", "'asking_price' is not a scraped column"),
     ("sklearn.ensemble.HistGradientBoostingRegressor", "sklearn.ensemble.GradientBoostedTreesRegressor",
      "model.estimator", "has no 'GradientBoostedTreesRegressor'"),
+    ("sklearn.ensemble.HistGradientBoostingRegressor", "sklearn.nowhere.Forest", "model.estimator",
+     "module 'sklearn.nowhere' is not installed"),
     ("sklearn.ensemble.HistGradientBoostingRegressor", "sklearnx.ensemble.Forest", "model.estimator",
-     "not installed"),
+     "module 'sklearnx.ensemble' is not allowed for model code"),
     ("  holdout_fraction: 0.2", "  holdout_fraction: 1.5", "model.holdout_fraction", "less than 1"),
 ])
 def test_spec_errors_name_file_and_field(tmp_path, old, new, field, message):
@@ -90,7 +92,8 @@ def test_labels_errors_name_the_field(tmp_path, labels, retrain, field, message)
      "model: give either estimator (the pack's preprocessing + that estimator) or pipeline (your own function), "
      "not neither"),
     ("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n",
-     "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n  pipeline: my_models.price:build\n", "not both"),
+     "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n  pipeline: sklearn.pipeline:make_pipeline\n",
+     "not both"),
     ("  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n", "  pipeline: my_models.price.build\n",
      "model.pipeline: pipeline 'my_models.price.build' must be 'package.module:function'"),
 ])
@@ -104,7 +107,8 @@ def test_a_pipeline_function_is_not_imported_when_the_spec_is_read(tmp_path):
     import sys
 
     spec = load_spec(write_spec(tmp_path, "http://127.0.0.1:9", **{
-        "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n": "  pipeline: nowhere_pkg.models:build\n"}))
+        "  estimator: sklearn.ensemble.HistGradientBoostingRegressor\n": "  pipeline: nowhere_pkg.models:build\n"}),
+        ["nowhere_pkg"])  # a configured package: allowed, and still not imported
     assert spec.model.pipeline == "nowhere_pkg.models:build" and "nowhere_pkg" not in sys.modules
 
 @pytest.mark.parametrize(("scoring", "labels", "message"), [

@@ -90,3 +90,13 @@ def test_a_file_over_the_limit_or_inflating_past_it_is_refused_naming_it(tmp_pat
     assert bomb.stat().st_size < 100_000
     with pytest.raises(FileSourceError, match=r"bomb.csv.gz: more than 1000000 bytes of text \(source.max_file_bytes"):
         typed_in_chunks(bomb, "csv", chunk_rows=100, max_bytes=1_000_000)
+
+
+def test_a_date_column_with_mixed_utc_offsets_types_value_by_value(tmp_path):
+    # issue 25, case 7: it failed with a bare AttributeError naming no file or column
+    path = tmp_path / "offsets.jsonl"
+    path.write_text('{"d": "2026-11-01T10:00:00+01:00"}\n{"d": "2026-11-01T23:30:00-05:00"}\n{"d": "soon"}\n')
+    [chunk] = FileSourceHook(f"file://{tmp_path}/").chunks(info(path), "jsonl", max_bytes=10**6)
+    typed, problems, count = type_frame(chunk, {"d": ColumnSpec(type="date")}, str(path))
+    assert typed["d"].iloc[:2].notna().all() and typed["d"].isna().iloc[2]
+    assert count == 1 and problems[0]["field"] == "d" and problems[0]["origin"] == str(path)

@@ -46,8 +46,9 @@ def _plain(value: Any) -> Any:
 def explain(path: str | Path) -> str:
     """The text `mlops-pack check` prints for the spec at ``path`` (SpecError if it is invalid)."""
     from mlops_pack.core.spec import load_spec
+    from mlops_pack.settings import allowed_model_modules
 
-    spec = load_spec(path)
+    spec = load_spec(path, allowed_model_modules())
     lines = [f"{spec.name}: valid pipeline spec ({Path(path).resolve()})"]
     if spec.description:
         lines.append(f"  {spec.description}")

@@ -26,6 +26,7 @@ def say(message: str) -> None:
 
 def find_specs(target: Path) -> dict[str, Path]:
     """name -> spec path for a spec file or every spec in a folder; SystemExit naming what is wrong."""
+    from mlops_pack import settings
     from mlops_pack.core.spec import SpecError, load_spec
 
     target = target.resolve()
@@ -40,7 +41,7 @@ def find_specs(target: Path) -> dict[str, Path]:
     specs, errors = {}, []
     for path in files:
         try:
-            specs[load_spec(path).name] = path
+            specs[load_spec(path, settings.allowed_model_modules()).name] = path
         except SpecError as exc:
             errors.append(str(exc))
     if errors:
@@ -71,6 +72,7 @@ def _stop_on_sigterm() -> None:
 
 
 def _airflow_for(home: Path, specs: dict[str, Path], spec_dir: Path, args: argparse.Namespace) -> Any:
+    from mlops_pack import settings
     from mlops_pack.cli import runner
     from mlops_pack.core.spec import load_spec
 
@@ -78,7 +80,7 @@ def _airflow_for(home: Path, specs: dict[str, Path], spec_dir: Path, args: argpa
     ports = runner.Ports(args.port_range)
     api_port = runner.api_port(ports, args.api_port)
     runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, specs), ports=ports)
-    loaded = [load_spec(p) for p in specs.values()]
+    loaded = [load_spec(p, settings.allowed_model_modules()) for p in specs.values()]
     needs_triggerer = any(s.schedule.wait_for_change or s.promotion.require_approval for s in loaded)
     airflow = runner.Airflow(home, api_port, list(specs), triggerer=needs_triggerer)
     if fresh:

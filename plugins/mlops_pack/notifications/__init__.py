@@ -117,12 +117,13 @@ class PipelineAlertNotifier(BaseNotifier):
         self.event = event
 
     def notify(self, context: Any) -> None:
+        from mlops_pack import settings
         from mlops_pack.core.spec import load_spec
 
         exception = context.get("exception")
         if type(exception).__name__ == "GXValidationFailed":
             return  # the validate task sent its own, more precise, validation_failed alert
-        spec = load_spec(self.spec_path)
+        spec = load_spec(self.spec_path, settings.allowed_model_modules())
         ti = context.get("ti") or context.get("task_instance")
         dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
         task_id = getattr(ti, "task_id", "?")

@@ -109,13 +109,15 @@ class ModelSpec(_Strict):
     target: str
     features: FeaturesSpec
     order_by: str | None = Field(default=None, description="column that orders rows in time for the holdout")
-    estimator: str | None = Field(default=None, description="dotted path of a scikit-learn estimator class, "
+    estimator: str | None = Field(default=None, description="dotted path of a scikit-learn estimator class (or "
+                                  "of a package [mlops] allowed_model_modules names), "
                                   "behind the pack's preprocessing (impute + scale numeric, impute + one-hot "
                                   "categorical); give this or pipeline")
     pipeline: str | None = Field(default=None, description="your own model code instead: 'package.module:function' "
                                  "(an installed package, or a module under the spec's folder or its parent, e.g. "
                                  "include/), called as function(numeric=[...], categorical=[...], **params) and "
-                                 "returning an unfitted scikit-learn estimator or Pipeline; imported when a task "
+                                 "returning an unfitted scikit-learn estimator or Pipeline; other installed packages only when "
+                                 "[mlops] allowed_model_modules names them; imported when a task "
                                  "trains, never at DAG parse (`mlops-pack check` calls it)")
     params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the estimator, or of "
                                    "the pipeline function")
@@ -129,9 +131,17 @@ class ModelSpec(_Strict):
     @field_validator("estimator", "pipeline")
     @classmethod
     def _path_names_code(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """An estimator class path, or a ``package.module:function`` reference, checked from source text."""
-        check = estimator_path_problem if info.field_name == "estimator" else pipeline_ref_problem
-        problem = check(value) if value is not None else None
+        """An estimator class path, or a ``package.module:function`` reference, of an allowed module
+        (``model_module_problem``; the load's validation context names the configured prefixes and the
+        project's folders), checked from source text."""
+        if value is None:
+            return None
+        estimator = info.field_name == "estimator"
+        context = info.context or {}
+        problem = ((_estimator_shape_problem(value) if estimator else pipeline_ref_problem(value))
+                   or model_module_problem(info.field_name, value, tuple(context.get("model_modules", ())),
+                                           list(context.get("code_dirs", ())))  # before any module is located
+                   or (estimator_path_problem(value) if estimator else None))
         if problem:
             raise ValueError(problem)
         return value
@@ -163,12 +173,20 @@ class ModelSpec(_Strict):
         return self
 
 
-@functools.lru_cache(maxsize=64)
-def estimator_path_problem(dotted: str) -> str | None:
-    """Why ``dotted`` cannot name an estimator class, or None; checks source text, never imports it."""
+def _estimator_shape_problem(dotted: str) -> str | None:
     module_name, _, class_name = dotted.rpartition(".")
     if not module_name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", class_name):
         return f"estimator {dotted!r} must be a dotted path like sklearn.linear_model.Ridge"
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def estimator_path_problem(dotted: str) -> str | None:
+    """Why ``dotted`` cannot name an estimator class, or None; checks source text, never imports it."""
+    shape = _estimator_shape_problem(dotted)
+    if shape:
+        return shape
+    module_name, _, class_name = dotted.rpartition(".")
     source = _module_source(module_name)
     if source is None:
         return f"estimator {dotted!r}: module {module_name!r} is not installed"
@@ -182,6 +200,48 @@ def pipeline_ref_problem(ref: str) -> str | None:
     if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", ref):
         return f"pipeline {ref!r} must be 'package.module:function' (e.g. my_models.price:build)"
     return None
+
+
+SKLEARN = "sklearn"  # always allowed for model.estimator and model.pipeline
+
+
+def code_module(field: str, ref: str) -> str:
+    """The module ``model.estimator`` (``package.module.Class``) or ``model.pipeline``
+    (``package.module:function``) names."""
+    return ref.partition(":")[0] if field == "pipeline" else ref.rpartition(".")[0]
+
+
+def model_module_problem(field: str, ref: str, allowed: tuple[str, ...], code_dirs: list[Path]) -> str | None:
+    """Why model code from ``ref`` may not run, or None. Allowed: scikit-learn, the module prefixes of
+    ``allowed`` (``[mlops] allowed_model_modules``) and the project's own modules, found under the
+    spec's folder or its parent (include/) and not shadowing an installed module of the same name.
+    Anything else (``subprocess.Popen``, ``os.system``) could run any command at training time.
+    Checks names and file locations only: nothing is imported."""
+    module = code_module(field, ref)
+    prefixes = [SKLEARN, *(p.strip().rstrip(".") for p in allowed if p.strip().rstrip("."))]
+    if any(module == p or module.startswith(p + ".") for p in prefixes) or _own_module(module, code_dirs):
+        return None
+    return (f"{ref!r}: module {module!r} is not allowed for model code; allowed: "
+            f"{', '.join(p + '.*' for p in prefixes)} ([mlops] allowed_model_modules adds module prefixes) and "
+            f"the project's own modules under {', '.join(str(d) for d in code_dirs)}")
+
+
+def _own_module(module: str, code_dirs: list[Path]) -> bool:
+    """Is ``module``'s top package found under ``code_dirs``, and is that what an import would load?"""
+    from importlib.machinery import PathFinder
+
+    top = module.split(".")[0]
+    own = PathFinder.find_spec(top, [str(d) for d in code_dirs])
+    if own is None:
+        return False
+    try:
+        installed = importlib.util.find_spec(top)  # a top-level find_spec imports nothing
+    except (ImportError, ValueError):
+        installed = None
+    if installed is None:
+        return True
+    where = [*(installed.submodule_search_locations or []), installed.origin or ""]
+    return any(Path(w).resolve().is_relative_to(d.resolve()) for w in where if w for d in code_dirs)
 
 
 def _module_source(module_name: str) -> str | None:
@@ -198,4 +258,7 @@ def _module_source(module_name: str) -> str | None:
         else:
             return None
     file = path / "__init__.py" if path.is_dir() else path
-    return file.read_text(encoding="utf-8", errors="replace")
+    try:
+        return file.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # a frozen or built-in module has no source file to read
+        return None

@@ -3,6 +3,7 @@ validated; every failure a SpecError naming the file and field)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +177,24 @@ class PipelineSpec(_Strict):
     @property
     def code_dirs(self) -> list[Path]:
         """Where ``model.pipeline`` modules are looked for besides sys.path: the spec's folder and its parent."""
-        folder = Path(self.spec_path).resolve().parent
-        return [folder, folder.parent]
+        return code_dirs(self.spec_path)
 
     def resolve(self, relative: str) -> Path:
         """A path written in the spec, resolved against the spec file's folder."""
         return (Path(self.spec_path).parent / relative).resolve()
 
 
-def load_spec(path: str | Path) -> PipelineSpec:
-    """The validated spec in ``path``; raises SpecError naming the file and each bad field."""
+def code_dirs(spec_path: str | Path) -> list[Path]:
+    """The folders of a project's own model code: the spec's folder and its parent (include/)."""
+    folder = Path(spec_path).resolve().parent
+    return [folder, folder.parent]
+
+
+def load_spec(path: str | Path, model_modules: Iterable[str] = ()) -> PipelineSpec:
+    """The validated spec in ``path``; raises SpecError naming the file and each bad field.
+
+    ``model_modules``: module prefixes allowed for ``model.estimator`` and ``model.pipeline`` besides
+    scikit-learn and the project's own modules (``settings.allowed_model_modules()``)."""
     path = Path(path)
     try:
         raw = read_yaml(path)
@@ -195,7 +204,9 @@ def load_spec(path: str | Path) -> PipelineSpec:
         raise SpecError(f"{path}: a pipeline spec must be a mapping, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
     try:
-        spec = PipelineSpec.model_validate({**raw, "spec_path": str(path)})
+        spec = PipelineSpec.model_validate({**raw, "spec_path": str(path)},
+                                           context={"model_modules": tuple(model_modules),
+                                                    "code_dirs": code_dirs(path)})
     except ValidationError as exc:
         raise SpecError(f"{path}: invalid pipeline spec:\n{_describe(exc)}") from None
     if spec.name != path.stem:

@@ -93,6 +93,7 @@ class RegistryOperator(MlflowOperator):
 
         from mlops_pack.core.metrics import METRICS, predictions_of
         from mlops_pack.core.promote import judge
+        from mlops_pack.core.search import search_record
         from mlops_pack.core.storage import read_partition
 
         name, model = self.spec.name, self.spec.model
@@ -122,8 +123,9 @@ class RegistryOperator(MlflowOperator):
 
             verdict = with_evidence(verdict, self._production_evidence(version, tags, rival))
         # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
+        # ... and the search it came from, if any (the health page shows the params that won).
         return {**verdict, "model": name, "version": version, "champion_evaluated": champion,
-                "retrain_evidence": tags.get("retrain_evidence") or None}
+                "retrain_evidence": tags.get("retrain_evidence") or None, "search": search_record(tags)}
 
     def _production_evidence(self, version: str, tags: dict[str, str], champion: str) -> Any:
         """The challenger ``version`` against ``champion`` on the labelled production rows both scored: the

@@ -129,3 +129,74 @@ def test_a_search_whose_trials_all_fail_fails_with_their_reasons(pipeline):
     assert parent.info.status == "FAILED"
     assert "all 1 search trials failed" in parent.data.tags["search.error"]
     assert "max_iter=7 is refused by this test model" in parent.data.tags["search.error"]
+
+
+TPE = ("  pipeline: tests.user_code.price_models:picky_pipeline\n  params: {max_iter: 60}\n"
+       "  search:\n    method: tpe\n    space:\n      max_iter: {low: 10, high: 60, integer: true}\n"
+       "      learning_rate: {low: 0.03, high: 0.3, log: true}\n    max_trials: 4\n    seed: 3\n    cv: 2\n"
+       "    parallelism: 2\n")
+
+
+def test_a_tpe_search_keeps_its_study_in_a_database_and_the_best_is_refit_gated_and_shown(pipeline):
+    """method: tpe through the real DAG: each mapped trial asks the study (SQLite file under the Airflow
+    home, which workers on one machine share) for its params; trials are child runs of one parent; the
+    best is refit, gated, linked from the version, and its params are on the health page."""
+    import json
+
+    import optuna
+    from airflow.sdk import ObjectStoragePath
+    from mlops_pack import settings
+    from mlops_pack.core.storage import read_partition
+    from mlops_pack.ui.health import gather, render
+
+    model = next(m for m in (SEARCH.replace("[7, 20, 40]", "[7]"), SEARCH, OWN_MODEL)
+                 if m in pipeline.spec_path.read_text())  # whichever model the tests before left
+    pipeline.edit(model, TPE)
+    run = pipeline.run("train")
+    assert run.state == "success"
+    assert sorted(ti.map_index for ti in run.get_task_instances() if ti.task_id == "trial") == [0, 1, 2, 3]
+    challenger = pipeline.version("challenger")
+    tags = challenger.tags
+    assert (tags["search_method"], tags["search_trials"], tags["search_failed_trials"]) == ("tpe", "4", "0")
+    parent = pipeline.client.get_run(tags["search_run_id"])
+    assert parent.data.tags["search.method"] == "tpe" and parent.info.status == "FINISHED"
+    trials = trial_runs(pipeline, parent.info.run_id)
+    assert [t.data.tags["search.slot"] for t in trials] == ["0", "1", "2", "3"]
+    assert {t.data.tags["search.status"] for t in trials} == {"ok"}
+    best = min(trials, key=lambda t: t.data.metrics["cv_rmse"])
+    won = json.loads(tags["search_best_params"])
+    assert {k: str(v) for k, v in won.items()} == {k: best.data.params[k] for k in ("learning_rate", "max_iter")}
+    assert float(tags["search_cv_score"]) == pytest.approx(best.data.metrics["cv_rmse"])
+    # The study is in a real database file, every trial in it with the params its child run logged.
+    url = settings.search_storage()
+    assert url.startswith("sqlite:///") and (HOME / "search.db").exists() and url.endswith("/search.db")
+    study = optuna.load_study(study_name=tags["search_study"], storage=url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.user_attrs["slot"] for t in complete) == [0, 1, 2, 3]
+    assert len({(t.params["max_iter"], round(t.params["learning_rate"], 9)) for t in complete}) == 4
+    stored = len(study.trials)
+    # Gated as without a search; the version links to the search's run (tags and description).
+    records = gather(NAME, ObjectStoragePath(f"file://{HOME / 'data'}/{NAME}"))["promotions"]
+    [record] = [r for r in records if r.get("version") == str(challenger.version)]
+    assert record["decision"] in ("promoted", "rejected") and record["search"]["best_params"] == won
+    description = pipeline.client.get_model_version(NAME, challenger.version).description
+    assert f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}" in description
+    assert {a.path for a in pipeline.client.list_artifacts(parent.info.run_id, "search")} >= {
+        "search/trials.json", "search/trials.png"}
+    html = render(gather(NAME, ObjectStoragePath(f"file://{HOME / 'data'}/{NAME}")))
+    assert "<h2>Hyperparameter search</h2>" in html
+    assert f"max_iter = {won['max_iter']}" in html and "<td>tpe</td><td>4</td><td>rmse</td>" in html
+    # No holdout key in any trial's data.
+    holdout = read_partition(ObjectStoragePath(tags["holdout_uri"]).parent)
+    for trial in trials:
+        data = read_partition(ObjectStoragePath(trial.data.tags["search.train_folder"]))
+        assert not set(data["listing_id"]) & set(holdout["listing_id"])
+
+    # A re-run asks the study for nothing new: every slot's finished trial is reused.
+    again = pipeline.run("train")
+    assert again.state == "success"
+    rerun = pipeline.version("challenger").tags
+    assert rerun["search_run_id"] != parent.info.run_id and rerun["search_study"] == tags["search_study"]
+    assert [t.data.tags["search.reused"] for t in trial_runs(pipeline, rerun["search_run_id"])] == ["true"] * 4
+    assert len(optuna.load_study(study_name=tags["search_study"], storage=url).trials) == stored
+    assert json.loads(rerun["search_best_params"]) == won

@@ -42,12 +42,16 @@ def seed(root: Path) -> None:
         before = None if version == "1" else "1"
         paired = {"champion_metrics": {"rmse": 110.0, "r2": 0.88},
                   "holdout": {"rows_used": 300, "rows_removed": 20, "source_rows": 320}} if before else {}
+        # v3 came from a search (core/search.py search_record); a param's value can be any text
+        search = {"search": {"run_id": "run3", "experiment_id": "1", "study": "uishop-1", "method": "tpe",
+                             "metric": "rmse", "trials": 16, "failed": 1, "cv_score": 101.25,
+                             "best_params": {"max_iter": 120, "loss": HOSTILE}}} if version == "3" else {}
         (root / "promotions" / f"2026-11-0{version}T000000_v{version}.json").write_text(json.dumps({
             "model": PIPELINE, "version": version, "decision": decision, "reason": f"because {HOSTILE}",
             "challenger_metrics": {"rmse": rmse, "r2": 0.9}, "champion_before": before, "champion_after": after,
             "intervals": [{"metric": "rmse", "improvement": 5.0, "low": 1.0, "high": 9.0, "confidence": 0.95,
                            "champion_ci": [104.0, 116.0], "challenger_ci": [rmse - 6, rmse + 6]}],
-            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1", **paired}))
+            "approved_by": "policy", "dag_id": f"{PIPELINE}__train", "run_id": "manual__1", **paired, **search}))
     for key, share, cols in (("2026-11-01__v1", 0.0, []), ("2026-11-02__v3", 0.6, ["city", HOSTILE])):
         folder = root / "reports" / "drift" / key
         folder.mkdir(parents=True)

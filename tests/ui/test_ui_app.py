@@ -82,7 +82,11 @@ def test_health_page_shows_the_pipeline_escaped(server):
                      "Last validated partition: <b>2026-11-02</b>", '"/mlops/mlflow/models/uishop/versions/3"',
                      f'"/mlops/files/{PIPELINE}/reports/drift/2026-11-02__v3/report.html"',
                      f'"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html"',
-                     f'"/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json"'):
+                     f'"/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json"',
+                     # the params that won v3's search, with its method, trials, metric, CV score and run
+                     "<h2>Hyperparameter search</h2>", "loss = &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;<br>"
+                     "max_iter = 120</td><td>tpe</td><td>16 (1 failed)</td><td>rmse</td><td>101.2</td>",
+                     '"/mlops/mlflow/runs/1/run3"'):
         assert expected in page, expected
     assert PIPELINE in get(f"{base}/mlops/health", token)[1]
 

@@ -100,6 +100,7 @@ class RegistryOperator(MlflowOperator):
         from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.metrics import METRICS, predictions_of
         from mlops_pack.core.promote import judge
+        from mlops_pack.core.search import search_record
         from mlops_pack.core.storage import read_partition
 
         name, model = self.spec.name, self.spec.model
@@ -135,8 +136,9 @@ class RegistryOperator(MlflowOperator):
                                        "challenger_metrics": verdict.get("challenger_metrics"),
                                        "champion_metrics": verdict.get("champion_metrics")}
         # What made the train run train (input drift, decay, ...), so the decision record names its evidence.
+        # ... and the search it came from, if any (the health page shows the params that won).
         return {**verdict, "model": name, "version": version, "champion_evaluated": champion,
-                "retrain_evidence": tags.get("retrain_evidence") or None}
+                "retrain_evidence": tags.get("retrain_evidence") or None, "search": search_record(tags)}
 
     def _production_evidence(self, version: str, tags: dict[str, str], champion: str) -> Any:
         """The challenger ``version`` against ``champion`` on the labelled production rows both scored: the

@@ -136,7 +136,7 @@ class MlflowPromoteOperator(RegistryOperator):
                                                    lease.token, attempt))
             self.mlflow.move_aliases(lease, alias_moves(champion, version))
         record = {**self.base_record(context, name, version), "attempt": attempt, **decision,
-                  "retrain_evidence": verdict.get("retrain_evidence")}
+                  "retrain_evidence": verdict.get("retrain_evidence"), "search": verdict.get("search")}
         lease.fence("record the decision")  # a lost lease's attempt is recorded by whoever broke it
         self._progress["recorded"] = True  # from here a failure must not add a second record
         self.record(context, record)

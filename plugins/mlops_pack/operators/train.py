@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from mlops_pack.links import MlflowModelVersionLink, MlflowRunLink
@@ -43,7 +42,9 @@ class MlflowTrainOperator(MlflowOperator):
 
     With ``model.search`` (operators/search.py) the window, split and training sets come from the plan
     task (``search_plan``) and the model is the best of ``trials`` refit on the training set; the version
-    is tagged ``search_run_id`` (the search's parent run) and ``search_best_params``.
+    is tagged ``search_run_id`` (the search's parent run, which holds ``search/trials.json`` and
+    ``search/trials.png``), ``search_best_params``, the method, trial count, metric and CV score
+    (core/search.py ``version_tags``), and its description links to the parent run.
 
     :param window_partitions: override of ``model.window_partitions`` (templated; e.g. from Params).
     :param search_plan: the search plan (XCom ``plan`` of ``plan_search``; templated), or None.
@@ -146,6 +147,7 @@ class MlflowTrainOperator(MlflowOperator):
     def _refit_best(self, context: Context, attempt: Attempt) -> dict[str, Any]:
         """The search's best trial refit on the whole training set of the plan, then registered as usual."""
         from mlops_pack.core.lineage import storage_dataset
+        from mlops_pack.core.search import search_record, version_description, version_tags
         from mlops_pack.core.storage import read_partition
         from mlops_pack.core.train import fit_split
 
@@ -165,9 +167,12 @@ class MlflowTrainOperator(MlflowOperator):
                       "cv mean", best["score"], len(train))
         written = {"key": plan["training_set"], "train": plan["train_manifest"], "holdout": plan["holdout_manifest"],
                    "profile_uri": plan["profile_uri"]}
-        return self._register(context, attempt, trained, plan["keys"], plan["decision"], written, {
-            "search_run_id": plan["parent_run_id"], "search_study": plan["study"],
-            "search_best_params": json.dumps(best["params"], sort_keys=True, default=str)})
+        tags = version_tags(plan, best, results)
+        result = self._register(context, attempt, trained, plan["keys"], plan["decision"], written, tags)
+        # The version links to its search in MLflow's UI too (the tags hold the same, for tools).
+        self.mlflow.client.update_model_version(self.spec.name, result["version"],
+                                                description=version_description(search_record(tags)))
+        return result
 
     def _finish_search(self, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """The best trial; the parent run gets the trials' table and figure and ends (FAILED, and

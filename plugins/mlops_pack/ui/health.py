@@ -1,5 +1,5 @@
-"""The model health page: one pipeline's champion history, the gate's paired comparisons, realized
-performance, drift (each version against its own reference), validation and quarantine.
+"""The model health page: one pipeline's champion history, the params that won a search, the gate's
+paired comparisons, realized performance, drift (each version against its own reference), validation and quarantine.
 
 Everything shown comes from the pipeline's storage (``promotions/``, ``performance/``,
 ``reports/drift/``, ``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
@@ -124,6 +124,34 @@ def champion_section(data: dict[str, Any]) -> str:
             "<th>metrics</th><th>champion</th><th>by</th><th>run</th></tr>")
     return (f"<h2>Champion history</h2><p>Current champion: <b>{e(champion or 'none')}</b></p>"
             f"<table>{head}{''.join(rows)}</table>")
+
+
+def search_section(data: dict[str, Any]) -> str:
+    """Per version that came from a hyperparameter search (``model.search``), the params that won, with the
+    search's method, trial count, metric and the winner's cross-validated score, and its MLflow run."""
+    from mlops_pack.links import mlflow_run_path
+
+    seen, rows = set(), []
+    for r in data["promotions"]:
+        search = r.get("search")
+        if not isinstance(search, dict) or (r.get("model"), r.get("version")) in seen:
+            continue
+        seen.add((r.get("model"), r.get("version")))
+        params = search.get("best_params")
+        won = ("<br>".join(f"{e(k)} = {e(_num(v))}" for k, v in sorted(params.items(), key=lambda kv: str(kv[0])))
+               if isinstance(params, dict) else e(params))
+        failed = f" ({e(search.get('failed'))} failed)" if search.get("failed") not in (None, 0, "0") else ""
+        run = (f'<a href="{e(mlflow_run_path(search.get("experiment_id"), search.get("run_id")))}" target="_blank">'
+               f"trials</a>" if search.get("experiment_id") and search.get("run_id") else e(search.get("run_id")))
+        rows.append(f"<tr><td>{_mlflow_link(r.get('model', ''), r.get('version'))}</td><td>{won or '-'}</td>"
+                    f"<td>{e(search.get('method'))}</td><td>{e(search.get('trials'))}{failed}</td>"
+                    f"<td>{e(search.get('metric'))}</td><td>{e(_num(search.get('cv_score')))}</td><td>{run}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Hyperparameter search</h2><p>Versions refit from the best trial of a search; the score is the "
+            "winner's mean over the cross-validation folds of its training rows (never the holdout).</p>"
+            "<table><tr><th>version</th><th>params that won</th><th>method</th><th>trials</th><th>metric</th>"
+            f"<th>CV score</th><th>search run</th></tr>{''.join(rows)}</table>")
 
 
 def _paired(r: dict[str, Any]) -> bool:
@@ -336,8 +364,8 @@ def validation_section(data: dict[str, Any]) -> str:
 
 def render(data: dict[str, Any]) -> str:
     name = data["pipeline"]
-    body = "".join(section(data) for section in (champion_section, comparison_section, outcomes_section,
-                                                 drift_section, validation_section))
+    body = "".join(section(data) for section in (champion_section, search_section, comparison_section,
+                                                 outcomes_section, drift_section, validation_section))
     return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Model health: {e(name)}</title>"
             f"<style>{STYLE}</style></head><body><h1>Model health: {e(name)}</h1>{body}</body></html>")
 

@@ -171,6 +171,30 @@ def test_shifted_market_is_reported_as_drift_with_its_columns(pipeline):
     assert event["model_version"] == "1"
 
 
+def test_the_model_card_of_v1_holds_its_window_decision_and_the_drift_since(pipeline):
+    """Written when the gate decided, rewritten by each drift report of v1's predictions; logged to MLflow."""
+    folder = pipeline.area("reports/model_cards/v1")
+    card = json.loads((folder / "card.json").read_text())
+    [validated] = [m for m in pipeline.manifests("validated") if m["partition"] == "2026-11-01"]
+    assert card["data"]["partitions"] == [{"key": "2026-11-01", "version": validated["version"], "rows": 400,
+                                           "folder": validated["folder"]}]
+    version = pipeline.client.get_model_version(NAME, "1")
+    assert card["data"]["train"]["version"] == version.tags["data_version"]
+    assert card["code"]["model"] == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert card["code"]["libraries"]["scikit-learn"] and card["params"]["random_state"] == "0"
+    assert {m["metric"] for m in card["holdout_metrics"]} >= {"rmse", "r2"}
+    assert [(d["decision"], d["approved_by"]) for d in card["decisions"]] == [("promoted", "policy")]
+    assert card["gate"]["reason"].startswith("first model")
+    assert [(d["partition"], d["drift"]) for d in card["drift"]] == [("2026-11-01__v1", False), ("2026-11-02__v1", True)]
+    page = (folder / "card.html").read_text()
+    assert "Model card: oploop v1" in page and "2026-11-02__v1" in page
+    assert version.tags["model_card"] == f"/mlops/files/{NAME}/reports/model_cards/v1/card.html"
+    logged = {f.path for f in pipeline.client.list_artifacts(version.run_id, "model_card")}
+    assert logged == {"model_card/card.json", "model_card/card.html"}
+    inputs = {f.path for f in pipeline.client.list_artifacts(version.run_id, "reproduce")}
+    assert inputs == {"reproduce/inputs.json"}
+
+
 def test_retrain_after_drift_records_its_decision(pipeline):
     assert pipeline.run("train").state == "success"
     version = pipeline.client.get_model_version(NAME, "2")
@@ -271,3 +295,4 @@ def test_the_gate_refuses_a_version_a_retried_train_marked_abandoned(pipeline):
     finally:
         for key in marks:
             pipeline.client.delete_model_version_tag(NAME, version, key)
+

@@ -80,6 +80,7 @@ class EvidentlyDriftOperator(MlflowOperator):
                       version, key, summary["current_rows"], summary["drifted_columns"], summary["sampled"],
                       summary["report_uri"])
         summary.pop("columns")  # per-column scores stay in summary.json, XCom stays small
+        self.refresh_model_card(version)  # its card lists the drift of its predictions
         return summary
 
     def _shadow(self, folders: list, manifests: list[dict[str, Any]]) -> dict[str, Any] | None:

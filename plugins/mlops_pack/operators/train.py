@@ -73,7 +73,7 @@ class MlflowTrainOperator(MlflowOperator):
         self._abandon_stale(attempt)
         if self.search_plan:
             return self._refit_best(context, attempt)
-        keys, decision, frame = self._window(context)
+        keys, decision, frame, partitions = self._window(context)
         trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics),
                       code_dirs=self.spec.code_dirs)
         self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
@@ -81,10 +81,12 @@ class MlflowTrainOperator(MlflowOperator):
                       self.spec.source.key, len(trained.train), len(trained.holdout))
         written = self._write_training_set(keys, trained.train, trained.holdout)
         return self._register(context, attempt, trained, keys, {"reason": decision.reason,
-                                                                "evidence": list(decision.evidence)}, written)
+                                                                "evidence": list(decision.evidence)}, written,
+                              partitions=partitions)
 
-    def _window(self, context: Context) -> tuple[list[str], Any, Any]:
-        """(partition keys, retrain decision, rows) of this run's training window; skips as the policy says."""
+    def _window(self, context: Context) -> tuple[list[str], Any, Any, list[dict[str, Any]]]:
+        """(partition keys, retrain decision, rows, the partitions' manifests) of this run's training window;
+        skips as the policy says."""
         import pandas as pd
 
         from mlops_pack.core.retrain import training_window
@@ -99,7 +101,7 @@ class MlflowTrainOperator(MlflowOperator):
             context, lambda drifted: training_window(list(by_key), window, drifted), set(by_key), window)
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
-        return keys, decision, frame
+        return keys, decision, frame, partitions
 
     def _write_training_set(self, keys: list[str], train: Any, holdout: Any) -> dict[str, Any]:
         """Train and holdout sets under ``training/<first>_to_<last>__<hash>/`` with the train set's profile."""
@@ -115,13 +117,20 @@ class MlflowTrainOperator(MlflowOperator):
                 "profile_uri": self._write_profile(folder / "train", train)}
 
     def _register(self, context: Context, attempt: Attempt, trained: Any, keys: list[str], decision: dict[str, Any],
-                  written: dict[str, Any], version_tags: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Log the run, register the version, tag it and hand ``challenger`` on; the task's result."""
+                  written: dict[str, Any], version_tags: dict[str, Any] | None = None, *,
+                  partitions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Log the run, register the version, tag it and hand ``challenger`` on; the task's result. The run
+        gets the record ``mlops-pack reproduce`` re-trains from (core/reproduce.py: ``reproduce/inputs.json``)."""
+        from mlops_pack.core.reproduce import training_inputs
+
+        inputs = training_inputs(self.spec, partitions, train_version=written["train"]["version"],
+                                 holdout_version=written["holdout"]["version"], code=trained.code,
+                                 search=trained.search)
         result = self.mlflow.log_training_run(
             self.spec, trained, train_manifest=written["train"], holdout_manifest=written["holdout"],
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
                   "data_partitions": ",".join(keys), "training_set": written["key"]},
-            attempt=attempt,
+            attempt=attempt, inputs=inputs,
         )
         result["retrain"] = decision
         self.mlflow.tag_version(self.spec.name, result["version"], {
@@ -157,7 +166,8 @@ class MlflowTrainOperator(MlflowOperator):
                    "profile_uri": plan["profile_uri"]}
         return self._register(context, attempt, trained, plan["keys"], plan["decision"], written, {
             "search_run_id": plan["parent_run_id"], "search_study": plan["study"],
-            "search_best_params": json.dumps(best["params"], sort_keys=True, default=str)})
+            "search_best_params": json.dumps(best["params"], sort_keys=True, default=str)},
+            partitions=plan["partitions"])
 
     def _finish_search(self, plan: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
         """The best trial; the parent run gets the trials' table and figure and ends (FAILED, and

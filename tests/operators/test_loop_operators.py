@@ -296,3 +296,64 @@ def test_the_gate_refuses_a_version_a_retried_train_marked_abandoned(pipeline):
         for key in marks:
             pipeline.client.delete_model_version_tag(NAME, version, key)
 
+
+def reproduce(version: str, tmp_path) -> tuple[int, dict, str]:
+    """``mlops-pack reproduce`` of ``version`` as a user runs it (this test home's Airflow configuration):
+    (exit code, the report it writes with --json, what it printed)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / f"reproduce-v{version}.json"
+    done = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "reproduce", NAME, version, "--json",
+                           str(out)], capture_output=True, text=True, env=os.environ, timeout=900)
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return done.returncode, json.loads(out.read_text()), done.stdout
+
+
+def window_of(version: str) -> tuple[list[str], int]:
+    """(the partitions ``version`` trained on, the rows of its holdout), from what the registry says."""
+    from mlflow import MlflowClient
+    from mlops_pack.core.storage import read_manifest
+
+    tags = MlflowClient(f"sqlite:///{HOME / 'mlflow.db'}").get_model_version(NAME, version).tags
+    return tags["data_partitions"].split(","), read_manifest(ObjectStoragePath(tags["holdout_uri"]).parent)["rows"]
+
+
+
+
+def test_reproduce_rebuilds_the_champion_bit_for_bit_from_its_records(pipeline, tmp_path):
+    version = pipeline.alias("champion")
+    code, report, printed = reproduce(version, tmp_path)
+    assert code == 0, report
+    assert report["reproduced"] and report["data"] == [] and report["libraries"] == [] and report["code"] == []
+    partitions, rows = window_of(version)
+    assert report["partitions_checked"] == partitions
+    assert report["predictions"] == {"identical": True, "rows": rows, "differing_rows": 0, "max_abs_diff": 0.0}
+    assert f"{NAME} v{version}: REPRODUCED" in printed and f"identical, bit for bit, on {rows} rows" in printed
+    kept = json.loads((pipeline.area(f"reports/reproduce/v{version}") / "report.json").read_text())
+    assert kept["reproduced"] is True
+    card = json.loads((pipeline.area(f"reports/model_cards/v{version}") / "card.json").read_text())
+    assert card["reproduce"]["reproduced"] is True  # the card shows the check
+
+
+def test_reproduce_names_a_partition_whose_file_changed_and_fails(pipeline, tmp_path):
+    version = pipeline.alias("champion")
+    changed_key = window_of(version)[0][-1]
+    [manifest] = [m for m in pipeline.manifests("validated") if m["partition"] == changed_key]
+    data_file = ObjectStoragePath(manifest["uri"])
+    original = data_file.read_bytes()
+    frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
+    frame.loc[0, "price"] = frame.loc[0, "price"] * 2  # one row's label edited in place, manifest untouched
+    frame.to_parquet(manifest["uri"].removeprefix("file://"), index=False)
+    try:
+        code, report, printed = reproduce(version, tmp_path)
+    finally:
+        data_file.write_bytes(original)
+    assert code == 1 and not report["reproduced"]
+    [changed] = report["data"]
+    assert changed["partition"] == changed_key and changed["recorded"] == manifest["version"]
+    assert "changed in place" in changed["problem"] and manifest["uri"] in changed["problem"]
+    assert not report["predictions"]["identical"]
+    assert f"{NAME} v{version}: NOT REPRODUCED" in printed and f"data differs: partition {changed_key}" in printed

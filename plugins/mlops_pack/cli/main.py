@@ -287,7 +287,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if not (home / "airflow.cfg").exists():
             raise SystemExit(f"{PREFIX} {home} is not an Airflow home (no airflow.cfg): run `mlops-pack run` first")
         os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlops_pack.cli.reproduce import ReproduceError, reproduce
     from mlops_pack.core.reproduce import render_text
 

@@ -109,8 +109,9 @@ class MlflowHook(BaseHook):
     def connection(self) -> MlflowConnection:
         # Bounded retries: a registry that is down fails the task in seconds, not after MLflow's
         # default of seven retries with exponential backoff; Airflow's task retries come on top.
+        # No artifact download progress bar: a task's stderr lines land in its log as errors.
         for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
             os.environ.setdefault(key, value)
         return self.get_conn()
 

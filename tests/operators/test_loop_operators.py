@@ -171,6 +171,30 @@ def test_shifted_market_is_reported_as_drift_with_its_columns(pipeline):
     assert event["model_version"] == "1"
 
 
+def test_the_model_card_of_v1_holds_its_window_decision_and_the_drift_since(pipeline):
+    """Written when the gate decided, rewritten by each drift report of v1's predictions; logged to MLflow."""
+    folder = pipeline.area("reports/model_cards/v1")
+    card = json.loads((folder / "card.json").read_text())
+    [validated] = [m for m in pipeline.manifests("validated") if m["partition"] == "2026-11-01"]
+    assert card["data"]["partitions"] == [{"key": "2026-11-01", "version": validated["version"], "rows": 400,
+                                           "folder": validated["folder"]}]
+    version = pipeline.client.get_model_version(NAME, "1")
+    assert card["data"]["train"]["version"] == version.tags["data_version"]
+    assert card["code"]["model"] == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert card["code"]["libraries"]["scikit-learn"] and card["params"]["random_state"] == "0"
+    assert {m["metric"] for m in card["holdout_metrics"]} >= {"rmse", "r2"}
+    assert [(d["decision"], d["approved_by"]) for d in card["decisions"]] == [("promoted", "policy")]
+    assert card["gate"]["reason"].startswith("first model")
+    assert [(d["partition"], d["drift"]) for d in card["drift"]] == [("2026-11-01__v1", False), ("2026-11-02__v1", True)]
+    page = (folder / "card.html").read_text()
+    assert "Model card: oploop v1" in page and "2026-11-02__v1" in page
+    assert version.tags["model_card"] == f"/mlops/files/{NAME}/reports/model_cards/v1/card.html"
+    logged = {f.path for f in pipeline.client.list_artifacts(version.run_id, "model_card")}
+    assert logged == {"model_card/card.json", "model_card/card.html"}
+    inputs = {f.path for f in pipeline.client.list_artifacts(version.run_id, "reproduce")}
+    assert inputs == {"reproduce/inputs.json"}
+
+
 def test_retrain_after_drift_records_its_decision(pipeline):
     assert pipeline.run("train").state == "success"
     version = pipeline.client.get_model_version(NAME, "2")
@@ -271,3 +295,65 @@ def test_the_gate_refuses_a_version_a_retried_train_marked_abandoned(pipeline):
     finally:
         for key in marks:
             pipeline.client.delete_model_version_tag(NAME, version, key)
+
+
+def reproduce(version: str, tmp_path) -> tuple[int, dict, str]:
+    """``mlops-pack reproduce`` of ``version`` as a user runs it (this test home's Airflow configuration):
+    (exit code, the report it writes with --json, what it printed)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / f"reproduce-v{version}.json"
+    done = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "reproduce", NAME, version, "--json",
+                           str(out)], capture_output=True, text=True, env=os.environ, timeout=900)
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return done.returncode, json.loads(out.read_text()), done.stdout
+
+
+def window_of(version: str) -> tuple[list[str], int]:
+    """(the partitions ``version`` trained on, the rows of its holdout), from what the registry says."""
+    from mlflow import MlflowClient
+    from mlops_pack.core.storage import read_manifest
+
+    tags = MlflowClient(f"sqlite:///{HOME / 'mlflow.db'}").get_model_version(NAME, version).tags
+    return tags["data_partitions"].split(","), read_manifest(ObjectStoragePath(tags["holdout_uri"]).parent)["rows"]
+
+
+
+
+def test_reproduce_rebuilds_the_champion_bit_for_bit_from_its_records(pipeline, tmp_path):
+    version = pipeline.alias("champion")
+    code, report, printed = reproduce(version, tmp_path)
+    assert code == 0, report
+    assert report["reproduced"] and report["data"] == [] and report["libraries"] == [] and report["code"] == []
+    partitions, rows = window_of(version)
+    assert report["partitions_checked"] == partitions
+    assert report["predictions"] == {"identical": True, "rows": rows, "differing_rows": 0, "max_abs_diff": 0.0}
+    assert f"{NAME} v{version}: REPRODUCED" in printed and f"identical, bit for bit, on {rows} rows" in printed
+    kept = json.loads((pipeline.area(f"reports/reproduce/v{version}") / "report.json").read_text())
+    assert kept["reproduced"] is True
+    card = json.loads((pipeline.area(f"reports/model_cards/v{version}") / "card.json").read_text())
+    assert card["reproduce"]["reproduced"] is True  # the card shows the check
+
+
+def test_reproduce_names_a_partition_whose_file_changed_and_fails(pipeline, tmp_path):
+    version = pipeline.alias("champion")
+    changed_key = window_of(version)[0][-1]
+    [manifest] = [m for m in pipeline.manifests("validated") if m["partition"] == changed_key]
+    data_file = ObjectStoragePath(manifest["uri"])
+    original = data_file.read_bytes()
+    frame = pd.read_parquet(manifest["uri"].removeprefix("file://"))
+    frame.loc[0, "price"] = frame.loc[0, "price"] * 2  # one row's label edited in place, manifest untouched
+    frame.to_parquet(manifest["uri"].removeprefix("file://"), index=False)
+    try:
+        code, report, printed = reproduce(version, tmp_path)
+    finally:
+        data_file.write_bytes(original)
+    assert code == 1 and not report["reproduced"]
+    [changed] = report["data"]
+    assert changed["partition"] == changed_key and changed["recorded"] == manifest["version"]
+    assert "changed in place" in changed["problem"] and manifest["uri"] in changed["problem"]
+    assert not report["predictions"]["identical"]
+    assert f"{NAME} v{version}: NOT REPRODUCED" in printed and f"data differs: partition {changed_key}" in printed

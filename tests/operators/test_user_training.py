@@ -108,6 +108,14 @@ def test_a_search_runs_trials_as_mapped_tasks_and_refits_the_best(pipeline):
         assert not set(data["listing_id"]) & set(holdout["listing_id"]) and len(data) > len(holdout)
     artifacts = {a.path for a in pipeline.client.list_artifacts(parent, "search")}
     assert artifacts >= {"search/trials.json", "search/trials.png"}
+    # What `mlops-pack reproduce` re-trains from: the search's best params, the user code's identity, the window.
+    import mlflow.artifacts
+
+    inputs = mlflow.artifacts.load_dict(f"runs:/{challenger.run_id}/reproduce/inputs.json")
+    assert inputs["search_best_params"] == {"max_iter": int(best.data.params["max_iter"])}
+    assert inputs["code"]["code.sha256"] == challenger.tags["code.sha256"]
+    assert inputs["model"]["pipeline"] == "tests.user_code.price_models:picky_pipeline"
+    assert [p["key"] for p in inputs["partitions"]] == challenger.tags["data_partitions"].split(",")
 
 
 def test_a_rerun_reuses_the_finished_trials_of_the_same_study(pipeline):

@@ -56,7 +56,8 @@ def seed(root: Path) -> None:
         folder = root / "reports" / "drift" / key
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps({"share": share, "threshold": 0.5, "drift": share >= 0.5,
-                                                         "drifted_columns": cols, "model_version": "1"}))
+                                                         "drifted_columns": cols,
+                                                         "model_version": key.rsplit("__v", 1)[1]}))
         (folder / "report.html").write_text(f"<html><body>Evidently report {key}</body></html>")
     (root / "validated" / "2026-11-02").mkdir(parents=True)
     (root / "validated" / "2026-11-02" / "manifest.json").write_text(json.dumps(
@@ -70,6 +71,7 @@ def seed(root: Path) -> None:
             f'<html><script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>GX Data Docs {key}<img src='
             '"https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=1&dataContextId=x">'
             '</html>')
+    seed_model_card(root, "3")
     (root / "state").mkdir()
     (root / "state" / "drift_signal.json").write_text('{"secret": "state is not served"}')
     (root.parent / "outside.txt").write_text("outside the pipeline")
@@ -77,6 +79,21 @@ def seed(root: Path) -> None:
     # links that stay inside the pipeline folder but leave the served area (issue 25, case 1)
     (root / "reports" / "inner").symlink_to(root)
     (root / "reports" / "promos").symlink_to(root / "promotions")
+
+
+def seed_model_card(root: Path, version: str) -> None:
+    """The model card the promote task writes for ``version`` (core/model_card.py), from the seeded records."""
+    from mlops_pack.core.model_card import assemble, card_folder, gather_evidence, render_html
+
+    card = assemble(pipeline=PIPELINE, version=version, tags={"decision": "promoted", "holdout_rmse": "100",
+                                                              "data_version": "abc123"},
+                    params={"estimator": HOSTILE, "train_rows": "800"}, run_id="0123456789abcdef",
+                    created_at="2026-11-03T00:00:00", inputs=None, aliases=["champion"],
+                    evidence=gather_evidence(root, version), slices=["city"], updated_at="2026-11-03T00:00:00")
+    folder = root / card_folder(version)
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps(card))
+    (folder / "card.html").write_text(render_html(card))
 
 
 def wait_for_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = DEADLINE) -> None:

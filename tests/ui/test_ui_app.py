@@ -24,7 +24,8 @@ ROUTES = ["/mlops/health", f"/mlops/health/{PIPELINE}", f"/mlops/health/dag/{PIP
           f"/mlops/files/{PIPELINE}/reports/drift/2026-11-02__v3/report.html",
           f"/mlops/files/{PIPELINE}/quarantine/2026-11-03/validation.json",
           f"/mlops/files/{PIPELINE}/quarantine/2026-11-03/",
-          f"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html"]
+          f"/mlops/files/{PIPELINE}/reports/datadocs/2026-11-02/index.html",
+          f"/mlops/files/{PIPELINE}/reports/model_cards/v3/card.html"]
 # Redirects to the MLflow UI (307, checked in test_extra_links_...): refused like every route without a login.
 REDIRECTS = [f"/mlops/mlflow/models/{PIPELINE}/versions/3", "/mlops/mlflow/runs/1/0123456789abcdef0123456789abcdef"]
 # The one route without a login: the vendored library files Data Docs pages load (test_data_docs_...).
@@ -89,6 +90,27 @@ def test_health_page_shows_the_pipeline_escaped(server):
                      '"/mlops/mlflow/runs/1/run3"'):
         assert expected in page, expected
     assert PIPELINE in get(f"{base}/mlops/health", token)[1]
+
+
+def test_the_health_page_links_each_versions_model_card_and_every_link_of_the_card_opens(server):
+    import re
+    from urllib.parse import urljoin
+
+    base, token, _ = server
+    page = get(f"{base}/mlops/health/{PIPELINE}", token)[1]
+    card_url = f"/mlops/files/{PIPELINE}/reports/model_cards/v3/card.html"
+    assert page.count(f'href="{card_url}"') == 1  # v3 has a card; v1 and v2 none (yet)
+    status, card, headers = get(base + card_url, token)
+    assert status == 200 and "Model card: uishop v3" in card
+    assert "<script>" not in card and "&lt;script&gt;" in card  # the estimator and the drifted column, escaped
+    assert headers["Content-Security-Policy"].startswith("sandbox")  # stored HTML, like every report
+    links = re.findall(r'href="([^"]+)"', card)
+    assert {"card.json", "../../../reports/drift/2026-11-02__v3/report.html",
+            "../../../../../mlflow/models/uishop/versions/3"} <= set(links), links
+    for link in links:  # each opens: a stored file, or the redirect to the MLflow UI configured now
+        status, location = redirect(urljoin(base + card_url, link), token)
+        assert status == 200 or (status, location) == (307, f"{server[2]['AIRFLOW__MLOPS__MLFLOW_UI_URL']}"
+                                                             "/#/models/uishop/versions/3"), (link, status)
 
 
 @pytest.mark.parametrize("path", [

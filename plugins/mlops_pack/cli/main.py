@@ -5,6 +5,7 @@
     mlops-pack ingest wine --home mlops_home     # new data is up: ingest it on the running Airflow and wait
     mlops-pack ui --home mlops_home              # Airflow UI and MLflow UI on an existing home
     mlops-pack spec-docs                         # rewrite the field reference of docs/spec.md from the model
+    mlops-pack reproduce wine 3 --home mlops_home  # re-train version 3 from its records; exit 1 unless identical
 """
 
 from __future__ import annotations
@@ -275,6 +276,33 @@ def _stop_group(proc: Any) -> None:
             continue
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Re-train a registered version from what its training recorded; 0 only when reproduced bit for bit."""
+    import json
+    import os
+
+    home = args.home
+    if home is None and "AIRFLOW_HOME" not in os.environ and (Path("mlops_home") / "airflow.cfg").exists():
+        home = Path("mlops_home")  # what `mlops-pack run` made here
+    if home is not None:  # before anything imports Airflow: its configuration is the home's
+        home = home.resolve()
+        if not (home / "airflow.cfg").exists():
+            raise SystemExit(f"{PREFIX} {home} is not an Airflow home (no airflow.cfg): run `mlops-pack run` first")
+        os.environ["AIRFLOW_HOME"] = str(home)
+    from mlops_pack.cli.reproduce import ReproduceError, reproduce
+    from mlops_pack.core.reproduce import render_text
+
+    try:
+        report = reproduce(args.pipeline, args.version)
+    except ReproduceError as exc:
+        print(f"{PREFIX} {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    print(render_text(report))
+    return 0 if report["reproduced"] else 1
+
+
 def cmd_spec_docs(args: argparse.Namespace) -> int:
     from mlops_pack.cli.spec_docs import update
 
@@ -335,6 +363,16 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--port-range", metavar="START-END", type=_port_range,
                     help="the api-server, MLflow UI and log servers listen on 127.0.0.1 on free ports of this range")
     ui.set_defaults(func=cmd_ui)
+
+    again = sub.add_parser("reproduce", help="re-train a registered version from its records and compare, bit "
+                           "for bit (exit 1 when not reproduced, 2 when it cannot be re-trained)")
+    again.add_argument("pipeline")
+    again.add_argument("version")
+    again.add_argument("--home", type=Path, default=None,
+                       help="an mlops-pack home (default: the Airflow configuration of the environment when "
+                            "AIRFLOW_HOME is set, else ./mlops_home when it is one)")
+    again.add_argument("--json", type=Path, metavar="FILE", help="also write the whole report to FILE as JSON")
+    again.set_defaults(func=cmd_reproduce)
 
     docs = sub.add_parser("spec-docs", help="write the spec field reference in docs/spec.md from the model")
     docs.add_argument("--output", type=Path, default=Path("docs/spec.md"))

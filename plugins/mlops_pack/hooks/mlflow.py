@@ -109,8 +109,9 @@ class MlflowHook(BaseHook):
     def connection(self) -> MlflowConnection:
         # Bounded retries: a registry that is down fails the task in seconds, not after MLflow's
         # default of seven retries with exponential backoff; Airflow's task retries come on top.
+        # No artifact download progress bar: a task's stderr lines land in its log as errors.
         for key, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
             os.environ.setdefault(key, value)
         return self.get_conn()
 
@@ -377,6 +378,40 @@ class MlflowHook(BaseHook):
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"cannot load model {model_name} version {version}: {exc}") from exc
 
+    def model_card_sources(self, model_name: str, version: str) -> dict[str, Any]:
+        """What the registry knows of a version for its model card (core/model_card.assemble): tags, its
+        run's params and recorded training inputs (None before they were recorded), creation time, aliases."""
+        import datetime as dt
+
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        from mlops_pack.core.reproduce import INPUTS_ARTIFACT
+
+        try:
+            found = self.client.get_model_version(model_name, str(version))
+            aliases = [a for a, v in self.client.get_registered_model(model_name).aliases.items() if str(v) == str(version)]
+            params = dict(self.client.get_run(found.run_id).data.params) if found.run_id else {}
+        except MlflowException as exc:
+            raise RegistryError(f"cannot read {model_name} version {version} from {self.connection.tracking_uri}: "
+                                f"{exc}") from exc
+        try:
+            inputs = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/{INPUTS_ARTIFACT}") if found.run_id else None
+        except (MlflowException, OSError):
+            inputs = None  # trained before training recorded its inputs
+        created = dt.datetime.fromtimestamp(found.creation_timestamp / 1000, dt.UTC).isoformat()
+        return {"tags": dict(found.tags), "params": params, "run_id": found.run_id, "created_at": created,
+                "inputs": inputs, "aliases": aliases}
+
+    def log_model_card(self, model_name: str, version: str, run_id: str | None, card: dict[str, Any], html: str,
+                       where: str) -> None:
+        """The card as artifacts of the version's run (``model_card/card.json``, ``model_card/card.html``) and
+        the version's tag ``model_card`` naming where the served copy is (``where``)."""
+        if run_id:
+            self.client.log_dict(run_id, card, "model_card/card.json")
+            self.client.log_text(run_id, html, "model_card/card.html")
+        self.tag_version(model_name, version, {"model_card": where})
+
     def tag_version(self, model_name: str, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name, version, key, str(value))
@@ -445,10 +480,12 @@ class MlflowHook(BaseHook):
                              found.tags["abandoned_reason"])
 
     def log_training_run(self, spec: PipelineSpec, trained: TrainedModel, *, train_manifest: dict,
-                         holdout_manifest: dict, tags: dict[str, str], attempt: Attempt | None = None) -> dict[str, Any]:
+                         holdout_manifest: dict, tags: dict[str, str], attempt: Attempt | None = None,
+                         inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Log one training run and register its model as a new version (the caller then moves
         ``challenger`` with ``set_challenger``, under the promotion lock). ``attempt`` tags the run and
-        the version when they are created, so a later try can tell they are its predecessor's."""
+        the version when they are created, so a later try can tell they are its predecessor's. ``inputs``
+        (core/reproduce.training_inputs) is logged as the run's ``reproduce/inputs.json``."""
         import warnings
 
         import mlflow
@@ -486,6 +523,10 @@ class MlflowHook(BaseHook):
                                      "search.candidates": trained.search["candidates"]})
                 metrics["search_cv_score"] = trained.search["cv_score"]
             mlflow.log_metrics(metrics)  # one batched call
+            if inputs is not None:
+                from mlops_pack.core.reproduce import INPUTS_ARTIFACT
+
+                mlflow.log_dict(inputs, INPUTS_ARTIFACT)
             self._log_review_figures(trained, spec)
             for frame, manifest, context in ((trained.train, train_manifest, "training"),
                                              (trained.holdout, holdout_manifest, "holdout")):

@@ -58,6 +58,42 @@ class MlflowOperator(PipelineOperator):
 
         return model_version_dataset(self.mlflow.connection.registry_uri, self.spec.name, version)
 
+    def refresh_model_card(self, version: str | None) -> str | None:
+        """Write ``version``'s model card now (:func:`write_model_card`); None when there is no version."""
+        if version in (None, "", "None"):
+            return None
+        return write_model_card(self.mlflow, self.storage, self.spec, str(version), self.log)
+
+
+def write_model_card(mlflow: MlflowHook, storage: Any, spec: Any, version: str, log: Any) -> str | None:
+    """Write ``version``'s model card (core/model_card.py) to ``reports/model_cards/v<version>/`` of the pipeline's
+    ``storage`` and log it to the version's MLflow run; returns the card's storage folder. The card only gathers
+    what is already recorded: a failure to write it is logged and never fails the task (or command) that brought
+    new evidence; the next evidence writes it again."""
+    import datetime as dt
+
+    from mlflow.exceptions import MlflowException
+
+    from mlops_pack.core.model_card import assemble, card_folder, gather_evidence, render_html
+    from mlops_pack.core.storage import StorageError, write_bytes_atomic, write_json
+    from mlops_pack.hooks.mlflow import RegistryError
+    from mlops_pack.links import files_path
+
+    name, folder = spec.name, card_folder(version)
+    try:
+        sources = mlflow.model_card_sources(name, version)
+        card = assemble(pipeline=name, version=version, evidence=gather_evidence(storage.root, version),
+                        slices=list(spec.promotion.slices), updated_at=dt.datetime.now(dt.UTC).isoformat(), **sources)
+        html = render_html(card)
+        write_json(storage.root / folder / "card.json", card)
+        write_bytes_atomic(storage.root / folder / "card.html", html.encode())
+        mlflow.log_model_card(name, version, sources["run_id"], card, html, files_path(f"{name}/{folder}/card.html"))
+    except (RegistryError, MlflowException, StorageError, OSError) as exc:
+        log.warning("Could not write the model card of %s v%s: %s", name, version, exc)
+        return None
+    log.info("Model card of %s v%s: %s", name, version, storage.root / folder / "card.html")
+    return str(storage.root / folder)
+
 
 class ChampionMoved(AirflowFailException, MlopsError):
     """The champion changed after the decision was taken (and approved); judging must start again."""

@@ -87,6 +87,7 @@ class EvidentlyDriftOperator(MlflowOperator):
         self.lineage.facets["drift"] = {k: summary.get(k) for k in (
             "partition", "drift", "share", "threshold", "drifted_columns", "model_version", "current_rows",
             "reference_rows")}
+        self.refresh_model_card(version)  # its card lists the drift of its predictions
         return summary
 
     def _shadow(self, folders: list, manifests: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -78,6 +78,8 @@ class RealizedPerformanceOperator(MlflowOperator):
         records = [self._record(group, digest(by_key[group.partition]["version"], labels_version), labels_version,
                                 self._quality_report(group, by_key[group.partition], labels))
                    for group in report.groups]
+        for version in sorted({str(r["model_version"]) for r in records}):  # each card lists realized performance
+            self.refresh_model_card(version)
         return self._verdict(records)
 
     def _stale(self, context: Context, labels_version: str) -> list[dict[str, Any]]:

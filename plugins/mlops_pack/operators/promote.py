@@ -86,7 +86,7 @@ class MlflowPromoteOperator(RegistryOperator):
             self._progress["champion"] = self.mlflow.alias_version(name, "champion")
             verdict = self.gate or self.evaluate(version, self._progress["champion"])
             fault_point("judge.after")
-            return self._decide(context, attempt, verdict)
+            record = self._decide(context, attempt, verdict)
         except BaseException as exc:
             # A lost lease or an open intent means the next lock holder records this attempt.
             if not (self._progress["recorded"] or self._progress["intent_open"] or isinstance(exc, LockLost)):
@@ -94,6 +94,11 @@ class MlflowPromoteOperator(RegistryOperator):
                 self.record_failure(context, attempt, version, self._progress["champion"], exc,
                                     tag_version=not isinstance(exc, AbandonedVersion))
             raise
+        # The card of the version judged, and of the champion it replaced (now ``previous``): after the lock.
+        self.refresh_model_card(version)
+        if record["promote"] and record["champion_before"]:
+            self.refresh_model_card(record["champion_before"])
+        return record
 
     def _decide(self, context: Context, attempt: str, verdict: dict[str, Any]) -> dict[str, Any]:
         """Compare and set under the lock; judge again (outside it) while the champion keeps moving."""

@@ -53,6 +53,8 @@ class MlflowRollbackOperator(RegistryOperator):
                 self.record_failure(context, attempt, self._progress["target"], self._progress["champion"], exc,
                                     tag_version=False)
             raise
+        for version in (record["version"], record["champion_before"]):  # both cards show the move
+            self.refresh_model_card(version)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"model": record["model"], "version": record["version"],
                                                       "champion_before": record["champion_before"],

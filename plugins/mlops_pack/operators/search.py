@@ -48,7 +48,7 @@ class SearchPlanOperator(MlflowTrainOperator):
             raise ValueError(f"{self.spec_path}: model.search is not set; this DAG needs re-parsing")
         attempt = self._attempt(context)
         self._abandon_stale(attempt)
-        keys, decision, frame = self._window(context)
+        keys, decision, frame, partitions = self._window(context)
         train, holdout = split_window(frame, spec.model, spec.source.key)
         trials = planned_trials(search)
         # The space must name parameters the model has: refuse now, not in every trial.
@@ -75,6 +75,7 @@ class SearchPlanOperator(MlflowTrainOperator):
                                                          "run_id": parent.info.run_id})
         context["ti"].xcom_push(key="plan", value={"study": name, "method": search.method, "metric": metric, "direction": direction,
                 "parent_run_id": parent.info.run_id, "experiment_id": experiment_id, "keys": keys,
+                "partitions": [{k: m[k] for k in ("partition", "version", "rows", "folder")} for m in partitions],
                 "decision": {"reason": decision.reason, "evidence": list(decision.evidence)},
                 "training_set": written["key"], "train_folder": written["train_folder"],
                 "holdout_folder": written["holdout_folder"], "train_manifest": written["train"],

@@ -74,7 +74,7 @@ class MlflowTrainOperator(MlflowOperator):
         self._abandon_stale(attempt)
         if self.search_plan:
             return self._refit_best(context, attempt)
-        keys, decision, frame = self._window(context)
+        keys, decision, frame, partitions = self._window(context)
         trained = fit(frame, self.spec.model, key=self.spec.source.key, gate_metrics=list(self.spec.promotion.metrics),
                       code_dirs=self.spec.code_dirs)
         self.log.info("Training window: %d partitions %s, %d rows, %d unique %s; train %d rows, holdout %d rows "
@@ -82,10 +82,12 @@ class MlflowTrainOperator(MlflowOperator):
                       self.spec.source.key, len(trained.train), len(trained.holdout))
         written = self._write_training_set(keys, trained.train, trained.holdout)
         return self._register(context, attempt, trained, keys, {"reason": decision.reason,
-                                                                "evidence": list(decision.evidence)}, written)
+                                                                "evidence": list(decision.evidence)}, written,
+                              partitions=partitions)
 
-    def _window(self, context: Context) -> tuple[list[str], Any, Any]:
-        """(partition keys, retrain decision, rows) of this run's training window; skips as the policy says."""
+    def _window(self, context: Context) -> tuple[list[str], Any, Any, list[dict[str, Any]]]:
+        """(partition keys, retrain decision, rows, the partitions' manifests) of this run's training window;
+        skips as the policy says."""
         import pandas as pd
 
         from mlops_pack.core.lineage import storage_dataset
@@ -102,7 +104,7 @@ class MlflowTrainOperator(MlflowOperator):
         partitions = [by_key[k] for k in keys]
         frame = pd.concat([read_partition(self.storage.path(m["folder"])) for m in partitions], ignore_index=True)
         self.lineage.read(*(storage_dataset(str(self.storage.path(m["folder"]))) for m in partitions))
-        return keys, decision, frame
+        return keys, decision, frame, partitions
 
     def _write_training_set(self, keys: list[str], train: Any, holdout: Any) -> dict[str, Any]:
         """Train and holdout sets under ``training/<first>_to_<last>__<hash>/`` with the train set's profile."""
@@ -120,15 +122,21 @@ class MlflowTrainOperator(MlflowOperator):
                 "profile_uri": self._write_profile(folder / "train", train)}
 
     def _register(self, context: Context, attempt: Attempt, trained: Any, keys: list[str], decision: dict[str, Any],
-                  written: dict[str, Any], version_tags: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Log the run, register the version, tag it and hand ``challenger`` on; the task's result."""
+                  written: dict[str, Any], version_tags: dict[str, Any] | None = None, *,
+                  partitions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Log the run, register the version, tag it and hand ``challenger`` on; the task's result. The run
+        gets the record ``mlops-pack reproduce`` re-trains from (core/reproduce.py: ``reproduce/inputs.json``)."""
         from mlops_pack.core.lineage import storage_dataset
+        from mlops_pack.core.reproduce import training_inputs
 
+        inputs = training_inputs(self.spec, partitions, train_version=written["train"]["version"],
+                                 holdout_version=written["holdout"]["version"], code=trained.code,
+                                 search=trained.search)
         result = self.mlflow.log_training_run(
             self.spec, trained, train_manifest=written["train"], holdout_manifest=written["holdout"],
             tags={"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"],
                   "data_partitions": ",".join(keys), "training_set": written["key"]},
-            attempt=attempt,
+            attempt=attempt, inputs=inputs,
         )
         result["retrain"] = decision
         fit_on = [storage_dataset(written[part]["folder"]) for part in ("train", "holdout")]
@@ -168,7 +176,8 @@ class MlflowTrainOperator(MlflowOperator):
         written = {"key": plan["training_set"], "train": plan["train_manifest"], "holdout": plan["holdout_manifest"],
                    "profile_uri": plan["profile_uri"]}
         tags = version_tags(plan, best, results)
-        result = self._register(context, attempt, trained, plan["keys"], plan["decision"], written, tags)
+        result = self._register(context, attempt, trained, plan["keys"], plan["decision"], written, tags,
+                                partitions=plan["partitions"])
         # The version links to its search in MLflow's UI too (the tags hold the same, for tools).
         self.mlflow.client.update_model_version(self.spec.name, result["version"],
                                                 description=version_description(search_record(tags)))

@@ -2,7 +2,7 @@
 paired comparisons, realized performance, drift (each version against its own reference), validation and quarantine.
 
 Everything shown comes from the pipeline's storage (``promotions/``, ``performance/``,
-``reports/drift/``, ``validated/``, ``quarantine/``, ``reports/datadocs/``); every value is HTML-escaped, since some
+``reports/drift/``, ``validated/``, ``quarantine/``, ``reports/datadocs/``, ``reports/model_cards/``); every value is HTML-escaped, since some
 come from scraped pages. Plots are inline SVG made here (:mod:`mlops_pack.ui.svg`).
 """
 
@@ -61,8 +61,9 @@ def gather(pipeline: str, root: Any) -> dict[str, Any]:
     docs = {f.name for f in _children(root / "reports" / "datadocs") if (f / "index.html").exists()}
     performance = [r for r in (_read_json(f / "summary.json") for f in _children(root / "performance"))
                    if isinstance(r, dict)]
+    cards = {f.name.removeprefix("v") for f in _children(root / "reports" / "model_cards") if (f / "card.html").exists()}
     return {"pipeline": pipeline, "promotions": promotions, "drift": drift, "validated": validated,
-            "quarantine": quarantine, "docs": docs, "performance": performance}
+            "quarantine": quarantine, "docs": docs, "performance": performance, "cards": cards}
 
 
 def _file_link(pipeline: str, relative: str, text: str) -> str:
@@ -104,6 +105,13 @@ def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else str(value)
 
 
+def _card_link(data: dict[str, Any], version: Any) -> str:
+    """A link to the version's model card (core/model_card.py), or '-' before it has one."""
+    if str(version) not in data.get("cards", ()):
+        return "-"
+    return _file_link(data["pipeline"], f"reports/model_cards/v{version}/card.html", "card")
+
+
 def champion_section(data: dict[str, Any]) -> str:
     rows = []
     for r in data["promotions"]:
@@ -115,13 +123,14 @@ def champion_section(data: dict[str, Any]) -> str:
                     f"</td><td>{e(r.get('reason'))}</td>"
                     f"<td>{_intervals(r)}</td><td>{metrics}</td><td>{e(r.get('champion_before') or '-')} &rarr; "
                     f"{e(r.get('champion_after') or '-')}</td><td>{e(r.get('approved_by'))}</td>"
-                    f"<td>{_run_link(r.get('dag_id'), r.get('run_id'))}</td></tr>")
+                    f"<td>{_run_link(r.get('dag_id'), r.get('run_id'))}</td>"
+                    f"<td>{_card_link(data, r.get('version'))}</td></tr>")
     if not rows:
         return '<h2>Champion history</h2><p class="empty">No promotion decision yet.</p>'
     champion = next((r.get("champion_after") for r in reversed(data["promotions"]) if r.get("champion_after")), None)
     head = ("<tr><th>decided at</th><th>version</th><th>decision</th><th>trained because</th><th>reason</th>"
             "<th>CI of improvement</th>"
-            "<th>metrics</th><th>champion</th><th>by</th><th>run</th></tr>")
+            "<th>metrics</th><th>champion</th><th>by</th><th>run</th><th>model card</th></tr>")
     return (f"<h2>Champion history</h2><p>Current champion: <b>{e(champion or 'none')}</b></p>"
             f"<table>{head}{''.join(rows)}</table>")
 

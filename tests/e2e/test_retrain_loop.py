@@ -166,6 +166,12 @@ def test_openlineage_events_draw_the_loop_from_source_to_drift_report(summary, r
     drift = [e["run"]["facets"]["drift"] for e in complete if "drift" in e["run"]["facets"]]
     assert {d["partition"]: d["drift"] for d in drift} == {m["partition"]: m["drift"] for m in summary["monitor_runs"]}
     assert all(e["job"]["namespace"] == "mlops-e2e" for e in events)
+    # Every dataset is one a person can find: a task that recorded nothing got the provider's hook-level
+    # lineage, which named the cooldown marker's temporary file (signal_drift, before it recorded its own).
+    names = {d["name"] for e in complete for side in ("inputs", "outputs") for d in e.get(side) or []}
+    assert not [n for n in names if n.endswith(".tmp")], names
+    signal = jobs["listings__monitor.signal_drift"]  # the drift retrain's signal: the report it judged
+    assert signal["inputs"] and signal["inputs"] <= jobs["listings__monitor.drift_report"]["outputs"]
 
 
 def test_a_train_run_past_its_deadline_alerts_the_specs_webhook(summary, received):

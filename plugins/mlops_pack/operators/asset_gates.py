@@ -76,7 +76,9 @@ class SignalDriftOperator(PipelineOperator):
         summary = strongest_drift(summaries)
         if not summary["drift"]:
             raise AirflowSkipException(f"no drift: share {summary['share']} < {summary['threshold']}")
-        claimed = claim(self.storage.state("drift_signal.json"), cooldown)
+        marker = self.storage.state("drift_signal.json")
+        claimed = claim(marker, cooldown)
+        self._record_lineage(summary, marker if claimed else None)
         self._alert(context, summary, claimed)
         if not claimed:
             raise AirflowSkipException(f"drift within the {cooldown} min cooldown: no retrain")
@@ -87,6 +89,16 @@ class SignalDriftOperator(PipelineOperator):
         self.log.warning("Drift in %s: share %.2f, columns %s: retrain signalled", self.spec.name, summary["share"],
                          summary["drifted_columns"])
         return extra
+
+    def _record_lineage(self, summary: dict, marker: Any) -> None:
+        """The drift report it judged and the cooldown marker it wrote. A task that records nothing gets the
+        OpenLineage provider's hook-level lineage instead, which named the marker's temporary file."""
+        from mlops_pack.core.lineage import storage_dataset
+
+        if summary.get("partition"):
+            self.lineage.read(storage_dataset(str(self.storage.partition("reports/drift", summary["partition"]))))
+        if marker is not None:
+            self.lineage.wrote(storage_dataset(str(marker)))
 
     def _alert(self, context: Context, summary: dict, retrain: bool) -> None:
         from mlops_pack.links import storage_url

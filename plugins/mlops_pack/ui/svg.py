@@ -125,12 +125,14 @@ def lineage_chart(graph: dict) -> str:
     for node, (x, y) in at.items():
         if node[0] == "j":
             label, sub, fill, ink, radius = node[1].split(".", 1)[-1], node[1].split(".", 1)[0], "#37474f", "white", 12
+            full = node[1]
         else:
             namespace, name = node[1]
             kind = graph["datasets"].get(node[1], "dataset")
             label, sub = kind, "/".join(name.rstrip("/").split("/")[-2:])
             fill, ink, radius = KIND_COLOURS.get(kind, "#eeeeee"), "#222", 2
-        parts.append(f'<g><title>{escape(str(node[1]))}</title><rect x="{x}" y="{y}" width="{box_w}" '
+            full = f"{namespace}: {name}"  # as lineage tools name a dataset: its namespace, then its name
+        parts.append(f'<g><title>{escape(full)}</title><rect x="{x}" y="{y}" width="{box_w}" '
                      f'height="{box_h}" rx="{radius}" fill="{fill}" stroke="#555"/>'
                      f'<text x="{x + 6}" y="{y + 14}" font-size="11" fill="{ink}">{escape(label[:24])}</text>'
                      f'<text x="{x + 6}" y="{y + 27}" font-size="9" fill="{ink}">{escape(sub[-28:])}</text></g>')

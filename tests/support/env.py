@@ -40,11 +40,6 @@ def activate() -> Path:
         "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT": f"file://{HOME / 'mlartifacts'}",
         "AIRFLOW__MLOPS__ALLOWED_MODEL_MODULES": "tests.user_code",  # the test model code, as a user configures theirs
         "GIT_PYTHON_REFRESH": "quiet",
-        # Every embedded home a test starts inherits this (runner.caller_env): its DAG files do not change
-        # while it runs, so the dag-processor need not re-parse them every 30 s (Airflow's default, kept
-        # by `mlops-pack run`). A changed file is still parsed at once (mtime order), and a file with
-        # callbacks (alerts) too; each re-parse costs ~2 CPU-s the tasks under test need.
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     })
     # Every Airflow home of the run (xdist workers inherit this from the controller) starts from one
     # migrated metadata DB per Airflow version, and one MLflow store per MLflow version: mlops_pack.cli.runner

@@ -23,6 +23,14 @@ def parent_pid(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[1])  # pid (comm) state ppid ...
 
 
+def ancestors(pid: int) -> list[int]:
+    found = []
+    while pid > 1:
+        pid = parent_pid(pid)
+        found.append(pid)
+    return found
+
+
 def wait_for(what: str, probe, airflow=None):
     """``probe()``'s first truthy answer, under the suite's one deadline (tests/support/waiting.py)."""
     return wait_until(probe, what, poll=1, check=airflow.check_alive if airflow is not None else None)
@@ -68,7 +76,10 @@ def crashed(tmp_path_factory):
         task_pid = ti["pid"]
         supervisor = parent_pid(task_pid)
         scheduler = next(p.pid for p in airflow.procs if "scheduler" in p.args)
-        assert parent_pid(supervisor) == scheduler, "expected scheduler -> executor worker -> task process"
+        # The executor worker comes from the scheduler's forkserver (runner.write_config: it holds the tasks'
+        # libraries): scheduler -> forkserver -> executor worker -> task process.
+        assert open(f"/proc/{supervisor}/cmdline").read().startswith("airflow worker -- LocalExecutor")  # noqa: SIM115
+        assert scheduler in ancestors(supervisor), "expected the scheduler above the executor worker"
         os.kill(supervisor, signal.SIGKILL)
         os.killpg(task_pid, signal.SIGKILL)
 

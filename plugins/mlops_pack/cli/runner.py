@@ -144,6 +144,12 @@ def write_dag_files(home: Path, specs: dict[str, Path]) -> Path:
     return folder
 
 
+# What the forkserver of an embedded home's executor imports before it starts workers: Airflow's task
+# runner, then the libraries the pack's tasks use (mlops_pack/task_imports.py says why).
+FORKSERVER_PRELOAD = ("airflow.sdk", "airflow.sdk.execution_time.supervisor", "airflow.sdk.execution_time.task_runner",
+                      "airflow.executors.local_executor", "mlops_pack.task_imports")
+
+
 def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path, paused: bool = False,
                  parallelism: int = 4, ports: Ports | None = None, mlflow_ui_url: str | None = None) -> None:
     """An airflow.cfg for the embedded default; Airflow fills in every other default.
@@ -183,6 +189,10 @@ worker_log_server_port = {log_ports[0]}
 trigger_log_server_port = {log_ports[1]}
 [scheduler]
 scheduler_heartbeat_sec = 2
+# Task processes fork from executor workers that a forkserver started with the tasks' libraries
+# imported (mlops_pack/task_imports.py): a task does not import pandas, scikit-learn and MLflow again.
+mp_start_method = forkserver
+mp_forkserver_preload = {",".join(FORKSERVER_PRELOAD)}
 # A task whose process was killed is noticed within minutes, not Airflow's default five: supervisors
 # heartbeat every 5 s. The production stack uses 45 s (deploy/stack.py); an embedded home shares its
 # machine with anything, and a loaded laptop or CI box can stall a live task's beats for a while, so

@@ -19,11 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.env import REPO
-from tests.support.ports import free_port, require_service
+from tests.support.mlflow_server import Server
+from tests.support.ports import require_service
 from tests.support.specs import write_spec
 from tests.support.waiting import DEADLINE
 
@@ -109,35 +109,6 @@ for line in sys.stdin:
         os._exit(0)
     print(f"PID {{pid}}", flush=True)
 """
-
-
-class Server:
-    """An ``mlflow server`` in its own process group, so kill -9 takes its workers down too."""
-
-    def __init__(self, db_url: str, folder: Path):
-        self.db_url, self.folder, self.port = db_url, folder, free_port()
-        self.url, self.proc = f"http://127.0.0.1:{self.port}", None
-
-    def start(self) -> None:
-        log = (self.folder / "mlflow-server.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.db_url,
-             "--artifacts-destination", f"file://{self.folder / 'artifacts'}", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "2"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner: less CPU
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise TimeoutError(f"mlflow server did not start: see {self.folder / 'mlflow-server.log'}")
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -203,6 +203,7 @@ def _inject(spec: str, step: str) -> None:
         point, _, action = item.partition(":")
         if point != step or (once and not _first(once)):
             continue
+        trace("fault", "", step=step, action=action)  # a test can act while the fault holds (a sleep)
         verb, _, arg = action.partition(":")
         if verb == "kill":
             os.kill(os.getpid(), signal.SIGKILL)  # what kill -9 does: no finally, no flush
@@ -210,6 +211,7 @@ def _inject(spec: str, step: str) -> None:
             time.sleep(float(arg or 1))
         elif verb == "raise":
             raise RuntimeError(f"injected fault at {step}")
+
 
 
 def _first(path: str) -> bool:

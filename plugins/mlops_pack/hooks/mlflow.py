@@ -164,6 +164,18 @@ class MlflowHook(BaseHook):
             raise RegistryError(f"cannot read {model_name} version {version} from {self.connection.tracking_uri}: "
                                 f"{exc}") from exc
 
+    def version_exists(self, model_name: str, version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(model_name, version)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise RegistryError(f"cannot read {model_name} version {version} from {self.connection.tracking_uri}: "
+                                f"{exc}") from exc
+        return True
+
     @contextmanager
     def promotion_lock(self, model_name: str, holder: str, *, wait_seconds: float = 300,
                        lease_seconds: float = 36, heartbeat_seconds: float | None = None,

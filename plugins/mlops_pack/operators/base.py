@@ -247,17 +247,20 @@ class RegistryOperator(MlflowOperator):
 
         The record is written first: it is the one that must survive a registry that is down (docs/
         promotion.md promises one record per attempt). Tags that could not be written wait in
-        ``promotions/untagged/`` and are applied by the next registry operation (:meth:`retag_pending`);
-        the tagging error is raised after the record is safe. A record with an ``attempt`` id is named
-        after it, so whoever finishes an interrupted attempt can tell whether it was recorded.
-        ``tag_version=False`` keeps the version's tags as they are (a failed rollback must not strip its
-        target's ``decision=promoted``).
+        ``promotions/untagged/<record name>`` with the error that stopped them, and are applied by the next
+        holder of the promotion lock (:meth:`retag_pending`); the tagging error is raised after the record
+        is safe. ``tag_version=False`` keeps the version's tags as they are (a failed rollback must not
+        strip its target's ``decision=promoted``).
         """
+        from mlops_pack.core.promotion.record import (
+            PENDING_AREA,
+            decision_tags,
+            pending_entry,
+            record_file_name,
+        )
         from mlops_pack.core.storage import write_json
 
-        stamp = record["decided_at"].replace(":", "").replace("+", "Z")
-        suffix = f"_{record['attempt']}" if record.get("attempt") else ""
-        file_name = f"{stamp}_v{record['version']}{suffix}.json"
+        file_name = record_file_name(record)
         write_json(self.storage.area("promotions") / file_name, record)
         self.lineage.facets["promotionDecision"] = {k: record.get(k) for k in (
             "model", "version", "decision", "promote", "reason", "approved_by", "champion_before", "champion_after",
@@ -266,39 +269,37 @@ class RegistryOperator(MlflowOperator):
                       record["reason"])
         if not tag_version:
             return
-        tags = {"decision": record["decision"], "reason": record["reason"][:4000], "decided_at": record["decided_at"],
-                "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
-        if record.get("attempt"):
-            tags["decision_attempt"] = record["attempt"]
-        if record.get("holdout"):  # the rows the gate judged on: used, removed and why
-            tags.update({"gate_holdout_rows": record["holdout"]["rows_used"],
-                         "gate_holdout_removed": record["holdout"]["rows_removed"],
-                         "gate_holdout_summary": record["holdout"]["summary"][:4000]})
+        tags = decision_tags(record)
         try:
             self.mlflow.tag_version(self.spec.name, record["version"], tags)
-        except Exception:
-            write_json(self.storage.area("promotions") / "untagged" / file_name,
-                       {"version": record["version"], "tags": tags})
-            self.log.warning("%s v%s: decision recorded in storage, its registry tags wait in promotions/untagged/",
-                             self.spec.name, record["version"])
+        except Exception as exc:
+            now = dt.datetime.now(dt.UTC).isoformat()
+            write_json(self.storage.area("promotions") / PENDING_AREA / file_name,
+                       pending_entry(file_name, record, tags, exc, now))
+            self.log.warning("%s v%s: decision recorded in storage (%s); its registry tags wait in "
+                             "promotions/%s/ for the next promotion, rollback or champion sync: %s",
+                             self.spec.name, record["version"], file_name, PENDING_AREA, exc)
             raise
 
     def retag_pending(self) -> None:
         """Apply registry tags of decisions recorded while the registry could not be tagged, oldest first;
-        a version already tagged with a later decision keeps that one."""
+        a version already tagged with a later decision keeps that one, a version deleted since is let go."""
+        from mlops_pack.core.promotion.record import PENDING_AREA, retag_wanted
         from mlops_pack.core.storage import read_json
 
-        pending = self.storage.area("promotions") / "untagged"
+        pending = self.storage.area("promotions") / PENDING_AREA
         if not pending.exists():
             return
         for entry in sorted(pending.iterdir(), key=lambda p: p.name):
             waiting = read_json(entry)
-            current = self.mlflow.version_tags(self.spec.name, waiting["version"])
-            if current.get("decided_at", "") <= waiting["tags"]["decided_at"]:
+            if not self.mlflow.version_exists(self.spec.name, waiting["version"]):
+                self.log.warning("%s v%s no longer exists: dropping the registry tags %s waited to apply",
+                                 self.spec.name, waiting["version"], entry.name)
+            elif retag_wanted(self.mlflow.version_tags(self.spec.name, waiting["version"]), waiting):
                 self.mlflow.tag_version(self.spec.name, waiting["version"], waiting["tags"])
+                self.log.info("%s v%s: applied the registry tags of %s, recorded while they could not be "
+                              "written (%s)", self.spec.name, waiting["version"], entry.name, waiting.get("error"))
             entry.unlink()
-            self.log.info("%s v%s: applied the registry tags of %s recorded while the registry was down",
-                          self.spec.name, waiting["version"], entry.name)
 
     @staticmethod
     def base_record(context: Context, name: str, version: str) -> dict[str, Any]:
@@ -317,8 +318,10 @@ class RegistryOperator(MlflowOperator):
 
     def recorded(self, attempt: str) -> bool:
         """Does ``promotions/`` hold a record of ``attempt``?"""
+        from mlops_pack.core.promotion.record import is_attempt_record
+
         area = self.storage.area("promotions")
-        return area.exists() and any(p.name.endswith(f"_{attempt}.json") for p in area.iterdir())
+        return area.exists() and any(is_attempt_record(p.name, attempt) for p in area.iterdir())
 
     def repaired_state(self, context: Context, lease: Any) -> Any:
         """The registry state under a fresh lock, after recording the attempts of holders whose lock was

@@ -48,7 +48,7 @@ WORKER = r"""
 import json, os, sys, time, types
 sys.path[:0] = [{plugins!r}, {repo!r}]
 import numpy as np
-from mlops_pack.core.promote import judge
+from mlops_pack.core.promotion.gate import judge
 from mlops_pack.operators.promote import MlflowPromoteOperator
 import mlflow.exceptions, mlops_pack.hooks.mlflow, mlops_pack.hooks.storage, mlops_pack.core.storage  # noqa: imported once, before the forks
 from airflow.sdk.exceptions import AirflowNotFoundException

@@ -46,7 +46,7 @@ def crashed(tmp_path_factory):
 
     home, site_port = tmp_path_factory.mktemp("crash-home"), free_port()
     airflow = prepare(home, site_port, free_port())
-    # Test-only hook (core/registry_lock.fault_point): the first train try blocks right after registering its
+    # Test-only hook (core/promotion/lease.fault_point): the first train try blocks right after registering its
     # version, with its MLflow run still open; "@file" makes it fire once, so the retry runs through.
     airflow.env["MLOPS_FAULT_POINT"] = f"train.registered:sleep:3600@{home / 'fault-fired'}"
     # The lost task is found when its heartbeat is this old. The embedded default is 120 s (runner.write_config);

@@ -19,11 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support.env import REPO
-from tests.support.ports import free_port, require_service
+from tests.support.mlflow_server import Server
+from tests.support.ports import require_service
 from tests.support.specs import write_spec
 from tests.support.waiting import DEADLINE
 
@@ -48,7 +48,7 @@ WORKER = r"""
 import json, os, sys, time, types
 sys.path[:0] = [{plugins!r}, {repo!r}]
 import numpy as np
-from mlops_pack.core.promote import judge
+from mlops_pack.core.promotion.gate import judge
 from mlops_pack.operators.promote import MlflowPromoteOperator
 import mlflow.exceptions, mlops_pack.hooks.mlflow, mlops_pack.hooks.storage, mlops_pack.core.storage  # noqa: imported once, before the forks
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -109,35 +109,6 @@ for line in sys.stdin:
         os._exit(0)
     print(f"PID {{pid}}", flush=True)
 """
-
-
-class Server:
-    """An ``mlflow server`` in its own process group, so kill -9 takes its workers down too."""
-
-    def __init__(self, db_url: str, folder: Path):
-        self.db_url, self.folder, self.port = db_url, folder, free_port()
-        self.url, self.proc = f"http://127.0.0.1:{self.port}", None
-
-    def start(self) -> None:
-        log = (self.folder / "mlflow-server.log").open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.db_url,
-             "--artifacts-destination", f"file://{self.folder / 'artifacts'}", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "2"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner: less CPU
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise TimeoutError(f"mlflow server did not start: see {self.folder / 'mlflow-server.log'}")
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture(scope="module")

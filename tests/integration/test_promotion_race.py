@@ -118,7 +118,10 @@ def test_registry_down_fails_clearly(registry):
 
     op = MlflowPromoteOperator(task_id="promote", spec_path=registry["spec"], storage_root=registry["root"],
                                challenger_version=registry["versions"][2], mlflow_conn_id="mlflow_race")
-    op.retag_pending()  # what the next promote or rollback does first, under the lock
+    import types
+
+    # what the next promote, rollback or champion sync does first, under the lock
+    op.promotion({"dag": types.SimpleNamespace(dag_id="race__train"), "run_id": "retag"}).retag_pending()
     tags = registry["hook"].version_tags("race", registry["versions"][2])
     assert tags["decision"] == "error" and tags["reason"] == record["reason"][:4000]
     assert not list((log / "untagged").iterdir())

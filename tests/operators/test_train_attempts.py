@@ -5,6 +5,8 @@ abandoned version never becomes challenger. The killed-process version of this i
 from __future__ import annotations
 
 import pytest
+from mlops_pack.hooks.mlflow_attempts import abandon_stale_attempts
+from mlops_pack.hooks.mlflow_lock import promotion_lock
 
 MODEL = "attempts"
 
@@ -38,14 +40,14 @@ def registry(airflow_db):
 def test_a_retry_marks_the_killed_trys_version_and_run_and_deletes_nothing(registry):
     hook, made_by = registry
     killed_run, killed_version = made_by(1, end=False)  # killed inside its run, after registering
-    marked = hook.abandon_stale_attempts(MODEL, attempt(2))
+    marked = abandon_stale_attempts(hook, MODEL, attempt(2))
     assert sorted((s.item.kind, s.item.key) for s in marked) == [("run", killed_run), ("version", killed_version)]
     tags = hook.version_tags(MODEL, killed_version)
     assert tags["attempt_status"] == "abandoned"
     assert tags["superseded_by"] == f"{MODEL}__train/manual__2026-12-03T09:00:00+00:00/train try 2"
     run = hook.client.get_run(killed_run)
     assert run.info.status == "KILLED" and run.data.tags["attempt_status"] == "abandoned"
-    assert hook.abandon_stale_attempts(MODEL, attempt(2)) == []  # marked once
+    assert abandon_stale_attempts(hook, MODEL, attempt(2)) == []  # marked once
 
 
 def test_an_orphan_finishing_after_the_retry_marks_itself_and_cannot_become_challenger(registry):
@@ -55,15 +57,15 @@ def test_an_orphan_finishing_after_the_retry_marks_itself_and_cannot_become_chal
     _, retry_version = made_by(2, end=True)
     orphan_run, orphan_version = made_by(1, end=True)  # the orphaned first try registers after the retry did
     with pytest.raises(VersionAbandoned, match=r"try 1 is an orphan: .*try 2 of the same task"):
-        hook.abandon_stale_attempts(MODEL, attempt(1))
+        abandon_stale_attempts(hook, MODEL, attempt(1))
     assert hook.version_tags(MODEL, orphan_version)["attempt_status"] == "abandoned"
     assert hook.client.get_run(orphan_run).info.status == "FINISHED"  # ended by itself: tagged, not killed
     assert hook.client.get_run(orphan_run).data.tags["attempt_status"] == "abandoned"
     assert "attempt_status" not in hook.version_tags(MODEL, retry_version)
 
-    with hook.promotion_lock(MODEL, "test", kind="challenger") as lease:
+    with promotion_lock(hook, MODEL, "test", kind="challenger") as lease:
         with pytest.raises(VersionAbandoned, match=rf"{MODEL} version {orphan_version} is tagged "
                                                    "attempt_status=abandoned"):
-            hook.set_challenger(lease, orphan_version)
-        hook.set_challenger(lease, retry_version)
+            lease.set_challenger(orphan_version)
+        lease.set_challenger(retry_version)
     assert hook.alias_version(MODEL, "challenger") == retry_version

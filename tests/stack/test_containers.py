@@ -42,7 +42,7 @@ FAULT_FILE = "/opt/airflow/pipelines/.fault-fired"
 
 
 def fault_override(folder) -> object:
-    """Test-only: the first train try blocks right after registering its version (core/registry_lock
+    """Test-only: the first train try blocks right after registering its version (core/promotion/lease
     fault_point, once across workers), and no worker restarts, so the retry can only run on the other."""
     env = {"MLOPS_FAULT_POINT": f"train.registered:sleep:3600@{FAULT_FILE}"}
     path = folder / "compose.fault.yml"

@@ -15,7 +15,8 @@ def decision(version, champion, y, challenger, previous):
     """A promotion record as operators/promote.py writes it, from the real gate on these predictions."""
     import pandas as pd
     from mlops_pack.core.holdout import clean_holdout
-    from mlops_pack.core.promote import decision_record, judge
+    from mlops_pack.core.promotion.decision import decision_record
+    from mlops_pack.core.promotion.gate import judge
     from mlops_pack.core.spec import PromotionSpec
 
     policy = PromotionSpec.model_validate({"metrics": {"rmse": {"min_relative_delta": 0.0}, "r2": {"min": -100.0}},

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlops_pack.core.holdout import clean_holdout, refusal
-from mlops_pack.core.promote import judge
+from mlops_pack.core.promotion.gate import judge
 from mlops_pack.core.spec import PromotionSpec
 
 HOLDOUT = pd.Series([f"r{i:03d}" for i in range(100)])

@@ -15,6 +15,7 @@ FLOORS = {
     "__init__": 1, "settings": 1, "assets": 1,  # the version, [mlops] settings, asset names
     "hooks": 2, "notifications": 2,  # one hook per external system; alert notifiers
     "triggers": 3, "links": 3, "tasks": 3,  # deferral triggers, extra links (over hooks); the task base
+    "promotion_service": 3,  # lock, repair, fenced moves and records of every promotion (over hooks)
     "ui": 4, "operators": 4, "sensors": 4,  # the health page and served files; the tasks
     "dag_factory": 5,  # specs -> DAGs
     "cli": 6, "plugin": 6, "provider": 6,  # entry points

@@ -12,7 +12,7 @@ from mlops_pack.core.metrics import (
     per_class_report,
     predictions_of,
 )
-from mlops_pack.core.promote import judge
+from mlops_pack.core.promotion.gate import judge
 from mlops_pack.core.spec import PromotionSpec
 from sklearn import metrics as sk
 

@@ -6,7 +6,7 @@ of the same rows (``prediction`` / ``shadow_prediction``, and ``proba_<class>`` 
 ``shadow_proba_<class>`` for a classifier, core/score.py). Once their labels have arrived (label
 partitions, core/labels.py), those rows are a second, paired test set: production traffic, which no
 model trained on when it was scored. :func:`paired_rows` collects them; :func:`judge_production`
-decides, with the same paired bootstrap interval as the holdout gate (core/promote.py):
+decides, with the same paired bootstrap interval as the holdout gate (core/promotion/gate.py):
 
 - fewer than ``min_rows`` labelled rows scored by both versions: refused, "not enough labelled
   production rows: N of M needed";
@@ -145,7 +145,7 @@ def judge_production(rows: PairedRows, policy: PromotionSpec, min_rows: int, *, 
     """Does the challenger beat the champion on the labelled production rows both scored? The gated metrics
     (those with a change threshold, else the primary one) each need a paired bootstrap CI of the
     improvement that clears the required change; fewer than ``min_rows`` rows refuse."""
-    from mlops_pack.core.promote import bootstrap_interval
+    from mlops_pack.core.promotion.gate import bootstrap_interval
 
     cleaned = rows.clean.as_dict() if rows.clean is not None else None
     head = (min_rows, str(challenger_version), str(champion_version), rows.partitions, cleaned)

@@ -5,7 +5,6 @@ is read)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_pack.hooks.mlflow import MlflowHook
+    from mlops_pack.promotion_service import PromotionService
 
 
 class PipelineOperator(PipelineTaskMixin, BaseOperator):
@@ -113,8 +113,9 @@ def refuse_abandoned(model: str, version: str, tags: dict[str, str]) -> None:
 
 
 class RegistryOperator(MlflowOperator):
-    """An MLflow operator that judges versions and moves aliases under the promotion lock, recording
-    every decision in the registry and in storage (docs/promotion.md has the lock protocol).
+    """An MLflow operator that judges versions and, through the promotion service
+    (promotion_service.py), moves aliases under the promotion lock, recording every decision in storage
+    and in the registry (docs/promotion.md has the lock protocol).
 
     :param lock_wait_seconds: how long to wait for the promotion lock.
     :param lock_lease_seconds: lease of the lock while held (renewed by a heartbeat); a dead holder's
@@ -135,7 +136,7 @@ class RegistryOperator(MlflowOperator):
 
         from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.metrics import METRICS, predictions_of
-        from mlops_pack.core.promote import judge
+        from mlops_pack.core.promotion.gate import judge
         from mlops_pack.core.search import search_record
         from mlops_pack.core.storage import read_partition
 
@@ -242,137 +243,11 @@ class RegistryOperator(MlflowOperator):
                 unknown[label] = f"its training rows cannot be read: {exc}"
         return trained_on, unknown
 
-    def record(self, context: Context, record: dict[str, Any], *, tag_version: bool = True) -> None:
-        """Append the decision to ``promotions/`` (one object per decision), then tag the version.
+    def promotion(self, context: Context) -> PromotionService:
+        """The promotion service (lock, repair, fenced moves, records) for this task run."""
+        from mlops_pack.promotion_service import PromotionService
 
-        The record is written first: it is the one that must survive a registry that is down (docs/
-        promotion.md promises one record per attempt). Tags that could not be written wait in
-        ``promotions/untagged/`` and are applied by the next registry operation (:meth:`retag_pending`);
-        the tagging error is raised after the record is safe. A record with an ``attempt`` id is named
-        after it, so whoever finishes an interrupted attempt can tell whether it was recorded.
-        ``tag_version=False`` keeps the version's tags as they are (a failed rollback must not strip its
-        target's ``decision=promoted``).
-        """
-        from mlops_pack.core.storage import write_json
-
-        stamp = record["decided_at"].replace(":", "").replace("+", "Z")
-        suffix = f"_{record['attempt']}" if record.get("attempt") else ""
-        file_name = f"{stamp}_v{record['version']}{suffix}.json"
-        write_json(self.storage.area("promotions") / file_name, record)
-        self.lineage.facets["promotionDecision"] = {k: record.get(k) for k in (
-            "model", "version", "decision", "promote", "reason", "approved_by", "champion_before", "champion_after",
-            "attempt", "decided_at")}
-        self.log.info("%s version %s %s: %s", self.spec.name, record["version"], record["decision"].upper(),
-                      record["reason"])
-        if not tag_version:
-            return
-        tags = {"decision": record["decision"], "reason": record["reason"][:4000], "decided_at": record["decided_at"],
-                "decided_by": record["approved_by"], "evaluated_against": record["champion_before"] or "none"}
-        if record.get("attempt"):
-            tags["decision_attempt"] = record["attempt"]
-        if record.get("holdout"):  # the rows the gate judged on: used, removed and why
-            tags.update({"gate_holdout_rows": record["holdout"]["rows_used"],
-                         "gate_holdout_removed": record["holdout"]["rows_removed"],
-                         "gate_holdout_summary": record["holdout"]["summary"][:4000]})
-        try:
-            self.mlflow.tag_version(self.spec.name, record["version"], tags)
-        except Exception:
-            write_json(self.storage.area("promotions") / "untagged" / file_name,
-                       {"version": record["version"], "tags": tags})
-            self.log.warning("%s v%s: decision recorded in storage, its registry tags wait in promotions/untagged/",
-                             self.spec.name, record["version"])
-            raise
-
-    def retag_pending(self) -> None:
-        """Apply registry tags of decisions recorded while the registry could not be tagged, oldest first;
-        a version already tagged with a later decision keeps that one."""
-        from mlops_pack.core.storage import read_json
-
-        pending = self.storage.area("promotions") / "untagged"
-        if not pending.exists():
-            return
-        for entry in sorted(pending.iterdir(), key=lambda p: p.name):
-            waiting = read_json(entry)
-            current = self.mlflow.version_tags(self.spec.name, waiting["version"])
-            if current.get("decided_at", "") <= waiting["tags"]["decided_at"]:
-                self.mlflow.tag_version(self.spec.name, waiting["version"], waiting["tags"])
-            entry.unlink()
-            self.log.info("%s v%s: applied the registry tags of %s recorded while the registry was down",
-                          self.spec.name, waiting["version"], entry.name)
-
-    @staticmethod
-    def base_record(context: Context, name: str, version: str) -> dict[str, Any]:
-        return {"model": name, "version": str(version), "decided_at": dt.datetime.now(dt.UTC).isoformat(),
-                "dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
-
-    # ----- the lock, crash repair and failure records shared by promote and rollback -----
-
-    def holder(self, context: Context) -> str:
-        return f"{context['dag'].dag_id}/{context['run_id']}"
-
-    def lock(self, context: Context, attempt: str, version: str, kind: str) -> Any:
-        return self.mlflow.promotion_lock(self.spec.name, self.holder(context), wait_seconds=self.lock_wait_seconds,
-                                          lease_seconds=self.lock_lease_seconds, attempt=attempt,
-                                          version=str(version), kind=kind)
-
-    def recorded(self, attempt: str) -> bool:
-        """Does ``promotions/`` hold a record of ``attempt``?"""
-        area = self.storage.area("promotions")
-        return area.exists() and any(p.name.endswith(f"_{attempt}.json") for p in area.iterdir())
-
-    def repaired_state(self, context: Context, lease: Any) -> Any:
-        """The registry state under a fresh lock, after recording the attempts of holders whose lock was
-        broken and finishing or undoing an interrupted alias move (each recorded once)."""
-        from mlops_pack.core.registry_lock import Intent
-
-        self.retag_pending()
-        state = self.mlflow.registry_state(self.spec.name)
-        intent = Intent.from_tag(state.intent) if state.intent else None
-        for dead in lease.broken:
-            if dead.get("attempt") and (intent is None or intent.attempt != dead["attempt"]):
-                self._record_dead_holder(context, dead, state.champion)
-        if intent is None:
-            return state
-        self._repair(context, lease, intent, state)
-        return self.mlflow.registry_state(self.spec.name)
-
-    def _record_dead_holder(self, context: Context, dead: dict[str, str], champion: str | None) -> None:
-        if self.recorded(dead["attempt"]) or not dead.get("version"):
-            return  # it recorded its decision before it died, or it never got to a version
-        record = {**self.base_record(context, self.spec.name, dead["version"]), "attempt": dead["attempt"],
-                  "promote": False, "decision": "abandoned", "approved_by": f"lock breaker {self.holder(context)}",
-                  "reason": f"{dead.get('kind', 'promote')} by {dead.get('holder')} stopped renewing the promotion "
-                            f"lock (killed or cut off) before moving any alias; its lock was broken",
-                  "champion_before": champion, "champion_after": champion}
-        self.record(context, record, tag_version=dead.get("kind", "promote") == "promote")
-
-    def _repair(self, context: Context, lease: Any, intent: Any, state: Any) -> None:
-        from mlops_pack.core.registry_lock import repair_plan
-
-        plan = repair_plan(intent, state.champion, state.previous)
-        self.log.warning("Repairing an interrupted %s of %s v%s: %s", intent.kind, self.spec.name, intent.version,
-                         plan.reason)
-        self.mlflow.move_aliases(lease, plan.moves)
-        if not self.recorded(intent.attempt):
-            record = {**self.base_record(context, self.spec.name, intent.version), "attempt": intent.attempt,
-                      "promote": plan.decision in ("promoted", "rolled_back"), "decision": plan.decision,
-                      "reason": plan.reason, "repair": plan.action, "repaired_by": self.holder(context),
-                      "approved_by": f"repair by {self.holder(context)} of {intent.holder}",
-                      "champion_before": intent.champion_before, "champion_after": plan.champion_after}
-            self.record(context, record, tag_version=intent.kind == "promote" or plan.decision != "abandoned")
-        self.mlflow.clear_intent(lease)
-
-    def record_failure(self, context: Context, attempt: str, version: str, champion: str | None,
-                       exc: BaseException, *, tag_version: bool = True) -> None:
-        """One record for an attempt that failed; cleanup errors are logged, never raised over ``exc``."""
-        from mlops_pack.hooks.mlflow import LockTimeout
-
-        decision = "abandoned" if isinstance(exc, ChampionMoved | LockTimeout) else "error"
-        record = {**self.base_record(context, self.spec.name, version), "attempt": attempt, "promote": False,
-                  "decision": decision, "reason": f"{type(exc).__name__}: {exc}", "approved_by": "policy",
-                  "champion_before": champion, "champion_after": champion}
-        try:
-            self.record(context, record, tag_version=tag_version)
-        except Exception as cleanup:  # noqa: BLE001 - the original error is what the task must fail with
-            self.log.error("Could not record the %s of %s v%s (%s); the task fails with: %s", decision,
-                           self.spec.name, version, cleanup, exc)
+        return PromotionService(self.mlflow, self.storage.area("promotions"), self.spec.name,
+                                dag_id=context["dag"].dag_id, run_id=context["run_id"], log=self.log,
+                                facets=self.lineage.facets, wait_seconds=self.lock_wait_seconds,
+                                lease_seconds=self.lock_lease_seconds)

@@ -27,16 +27,13 @@ class ChampionSyncOperator(RegistryOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.attempts import promotion_refusal
-        from mlops_pack.core.registry_events import hand_move, recorded_champion
-        from mlops_pack.core.registry_lock import new_token
-        from mlops_pack.core.storage import read_json
+        from mlops_pack.core.promotion.events import hand_move, recorded_champion
+        from mlops_pack.core.promotion.lease import new_token
 
-        name, attempt = self.spec.name, new_token()
-        with self.lock(context, attempt, "", "sync") as lease:
-            state = self.repaired_state(context, lease)
-            area = self.storage.area("promotions")
-            records = [read_json(p) for p in area.iterdir() if p.name.endswith(".json")] if area.exists() else []
-            recorded = recorded_champion(records)
+        name, attempt, service = self.spec.name, new_token(), self.promotion(context)
+        with service.lock(attempt, "", "sync") as lease:
+            state = service.repaired_state(lease)
+            recorded = recorded_champion(service.log_records())
             move = hand_move(recorded, state.champion)
             if move is None:
                 raise AirflowSkipException(f"{name}@champion is {state.champion}, as the promotion log says: "
@@ -47,9 +44,8 @@ class ChampionSyncOperator(RegistryOperator):
                 self.log.warning("%s@champion was moved by hand to an abandoned attempt's version: %s", name, abandoned)
                 move = {**move, "reason": f"{move['reason']}; WARNING: {abandoned}"}
             if recorded is not None and state.previous != recorded:
-                self.mlflow.move_aliases(lease, [("previous", recorded)])
-            record = {**self.base_record(context, name, str(state.champion)), "attempt": attempt, **move}
-            self.record(context, record)
+                lease.move_aliases([("previous", recorded)])
+            record = service.record(service.decision(str(state.champion), attempt, move))
         extra = {k: record[k] for k in ("model", "version", "champion_before", "reason")}
         self.emit(context, extra)
         return record

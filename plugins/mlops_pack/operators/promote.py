@@ -16,6 +16,9 @@ from mlops_pack.operators.base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_pack.hooks.mlflow_lock import RegistryLease
+    from mlops_pack.promotion_service import PromotionService
+
 
 APPROVE = "Approve"
 
@@ -76,23 +79,25 @@ class MlflowPromoteOperator(RegistryOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Judge (unless given a gate), then decide and apply under the lock; one record per attempt, even
         when it fails: ``abandoned`` (champion kept moving, lock wait timed out) or ``error``."""
-        from mlops_pack.core.registry_lock import fault_point, new_token
-        from mlops_pack.hooks.mlflow import LockLost
+        from mlops_pack.core.promotion.lease import fault_point, new_token
+        from mlops_pack.hooks.mlflow_lock import LockLost, LockTimeout
 
         name, version, attempt = self.spec.name, str(self.challenger_version), new_token()
+        service = self.promotion(context)
         self._progress = {"champion": None, "recorded": False, "intent_open": False}
         try:
             fault_point("judge.before")
             self._progress["champion"] = self.mlflow.alias_version(name, "champion")
             verdict = self.gate or self.evaluate(version, self._progress["champion"])
             fault_point("judge.after")
-            record = self._decide(context, attempt, verdict)
+            record = self._decide(service, attempt, verdict)
         except BaseException as exc:
             # A lost lease or an open intent means the next lock holder records this attempt.
             if not (self._progress["recorded"] or self._progress["intent_open"] or isinstance(exc, LockLost)):
                 # An abandoned version keeps its tags: its record says why it was refused.
-                self.record_failure(context, attempt, version, self._progress["champion"], exc,
-                                    tag_version=not isinstance(exc, AbandonedVersion))
+                service.record_failure(attempt, version, self._progress["champion"], exc,
+                                       abandoned=isinstance(exc, ChampionMoved | LockTimeout),
+                                       tag_version=not isinstance(exc, AbandonedVersion))
             raise
         # The card of the version judged, and of the champion it replaced (now ``previous``): after the lock.
         self.refresh_model_card(version)
@@ -100,17 +105,17 @@ class MlflowPromoteOperator(RegistryOperator):
             self.refresh_model_card(record["champion_before"])
         return record
 
-    def _decide(self, context: Context, attempt: str, verdict: dict[str, Any]) -> dict[str, Any]:
+    def _decide(self, service: PromotionService, attempt: str, verdict: dict[str, Any]) -> dict[str, Any]:
         """Compare and set under the lock; judge again (outside it) while the champion keeps moving."""
-        from mlops_pack.hooks.mlflow import LockLost
+        from mlops_pack.hooks.mlflow_lock import LockLost
 
         name, version = self.spec.name, str(self.challenger_version)
         for _ in range(self.max_reevaluations + 1):
-            with self.lock(context, attempt, version, "promote") as lease:
-                state = self.repaired_state(context, lease)
+            with service.lock(attempt, version, "promote") as lease:
+                state = service.repaired_state(lease)
                 current = self._progress["champion"] = state.champion
                 if current == verdict["champion_evaluated"] or current == version:
-                    return self._apply(context, lease, attempt, verdict, current, state.previous)
+                    return self._apply(service, lease, attempt, verdict, current, state.previous)
             if lease.lost:  # whoever broke our lock records this attempt: stop here
                 raise LockLost(f"lost the promotion lock of {name} while holding it ({lease.lost}); the next "
                                "holder records this attempt")
@@ -123,31 +128,30 @@ class MlflowPromoteOperator(RegistryOperator):
         raise ChampionMoved(f"{name} champion kept moving while judging v{version}; gave up after "
                             f"{self.max_reevaluations} re-evaluations")
 
-    def _apply(self, context: Context, lease: Any, attempt: str, verdict: dict[str, Any], champion: str | None,
-               previous: str | None) -> dict[str, Any]:
-        from mlops_pack.core.promote import decision_record
-        from mlops_pack.core.registry_lock import Intent, alias_moves, fault_point
+    def _apply(self, service: PromotionService, lease: RegistryLease, attempt: str, verdict: dict[str, Any],
+               champion: str | None, previous: str | None) -> dict[str, Any]:
+        from mlops_pack.core.promotion.decision import decision_record
+        from mlops_pack.core.promotion.lease import fault_point
+        from mlops_pack.core.promotion.repair import Intent, alias_moves
 
         name, version = self.spec.name, str(self.challenger_version)
         approved, approver = self._approver(verdict)
-        decision = decision_record(verdict, version=version, champion=champion, approved=approved, approver=approver)
-        promote = decision["promote"]
-        if promote:
+        fields = decision_record(verdict, version=version, champion=champion, approved=approved, approver=approver)
+        if fields["promote"]:
             # Checked again under the lock: a retried train marks its predecessors' versions at any time.
             refuse_abandoned(name, version, self.mlflow.version_tags(name, version))
             # Intent first: a crash from here on leaves a state the next holder completes or undoes.
             self._progress["intent_open"] = True
-            self.mlflow.write_intent(lease, Intent("promote", version, champion, previous, lease.holder,
-                                                   lease.token, attempt))
-            self.mlflow.move_aliases(lease, alias_moves(champion, version))
-        record = {**self.base_record(context, name, version), "attempt": attempt, **decision,
-                  "retrain_evidence": verdict.get("retrain_evidence"), "search": verdict.get("search")}
+            service.begin(lease, Intent("promote", version, champion, previous, lease.holder, lease.token, attempt),
+                          alias_moves(champion, version))
+        decision = service.decision(version, attempt, {**fields, "retrain_evidence": verdict.get("retrain_evidence"),
+                                                       "search": verdict.get("search")})
         lease.fence("record the decision")  # a lost lease's attempt is recorded by whoever broke it
         self._progress["recorded"] = True  # from here a failure must not add a second record
-        self.record(context, record)
+        record = service.record(decision)
         fault_point("alias.recorded")
-        if promote:
-            self.mlflow.clear_intent(lease)
+        if fields["promote"]:
+            service.finish(lease)
         return record
 
     def _approver(self, verdict: dict[str, Any]) -> tuple[bool, str]:

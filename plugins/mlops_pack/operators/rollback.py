@@ -11,6 +11,8 @@ from mlops_pack.operators.base import RegistryOperator, refuse_abandoned
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_pack.promotion_service import PromotionService
+
 
 class RollbackRefused(MlopsError, ValueError):
     """The rollback target is not a version that may be champion."""
@@ -40,18 +42,18 @@ class MlflowRollbackOperator(RegistryOperator):
         self.target_version, self.reason = target_version, reason
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_pack.core.registry_lock import new_token
-        from mlops_pack.hooks.mlflow import LockLost
+        from mlops_pack.core.promotion.lease import new_token
+        from mlops_pack.hooks.mlflow_lock import LockLost, LockTimeout
 
-        attempt = new_token()
+        attempt, service = new_token(), self.promotion(context)
         self._progress = {"target": str(self.target_version or "").strip() or "previous", "champion": None,
                           "done": False}
         try:
-            record = self._roll_back(context, attempt)
+            record = self._roll_back(context, service, attempt)
         except BaseException as exc:
             if not (self._progress["done"] or isinstance(exc, LockLost)):
-                self.record_failure(context, attempt, self._progress["target"], self._progress["champion"], exc,
-                                    tag_version=False)
+                service.record_failure(attempt, self._progress["target"], self._progress["champion"], exc,
+                                       abandoned=isinstance(exc, LockTimeout), tag_version=False)
             raise
         for version in (record["version"], record["champion_before"]):  # both cards show the move
             self.refresh_model_card(version)
@@ -61,29 +63,25 @@ class MlflowRollbackOperator(RegistryOperator):
                                                       "reason": record["reason"]}
         return record
 
-    def _roll_back(self, context: Context, attempt: str) -> dict[str, Any]:
-        from mlops_pack.core.registry_lock import Intent, alias_moves
+    def _roll_back(self, context: Context, service: PromotionService, attempt: str) -> dict[str, Any]:
+        from mlops_pack.core.promotion.decision import rollback
+        from mlops_pack.core.promotion.repair import Intent, alias_moves
 
-        name = self.spec.name
         who = getattr(context["dag_run"], "triggering_user_name", None) or "unknown user"
-        with self.lock(context, attempt, self._progress["target"], "rollback") as lease:
-            state = self.repaired_state(context, lease)
+        with service.lock(attempt, self._progress["target"], "rollback") as lease:
+            state = service.repaired_state(lease)
             champion = self._progress["champion"] = state.champion
             target = self._target(state)
             self._progress["target"] = target
             intent = Intent("rollback", target, champion, state.previous, lease.holder, lease.token, attempt)
             self._progress["done"] = True  # an open intent is recorded by the next holder, not by us
-            self.mlflow.write_intent(lease, intent)
-            self.mlflow.move_aliases(lease, alias_moves(champion, target))
-            record = {**self.base_record(context, name, target), "attempt": attempt, "promote": True,
-                      "decision": "rolled_back", "reason": f"rollback from {champion} to {target}: {self.reason}",
-                      "champion_before": champion, "champion_after": target, "approved_by": who}
-            self.record(context, record)
-            self.mlflow.clear_intent(lease)
+            service.begin(lease, intent, alias_moves(champion, target))
+            record = service.record(service.decision(target, attempt, rollback(champion, target, self.reason, who)))
+            service.finish(lease)
         return record
 
     def _target(self, state: Any) -> str:
-        from mlops_pack.core.promote import rollback_refusal
+        from mlops_pack.core.promotion.decision import rollback_refusal
 
         name = self.spec.name
         target = str(self.target_version or "").strip() or state.previous

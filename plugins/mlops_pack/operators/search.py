@@ -103,11 +103,12 @@ class SearchTrialOperator(MlflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack import settings
         from mlops_pack.core.search import finished_trial, open_study, trial_seed
+        from mlops_pack.hooks.mlflow_attempts import abandon_stale_attempts
 
         spec, plan, trial = self.spec, dict(self.plan), dict(self.trial)
         search = spec.model.search
         attempt = MlflowTrainOperator._attempt(context)
-        self.mlflow.abandon_stale_attempts(spec.name, attempt)
+        abandon_stale_attempts(self.mlflow, spec.name, attempt)
         study = open_study(settings.search_storage(), plan["study"], direction=plan["direction"],
                            seed=trial_seed(search.seed, trial["slot"]), max_trials=search.max_trials)
         result = finished_trial(study, trial["slot"])

@@ -32,7 +32,7 @@ class MlflowTrainOperator(MlflowOperator):
     With Param ``judge_challenger`` it trains nothing and returns the current ``@challenger`` for the
     gate to judge again (its production evidence may have grown since; skipped without one).
 
-    First it applies the spec's retrain policy (``retrain.triggers``, core/retrain.py) to what triggered the
+    First it applies the spec's retrain policy (``retrain.triggers``, core/promotion/retrain.py) to what triggered the
     run: new validated data, a drift event, a decay (performance) event, the retrain cron or a manual
     run. A run the policy does not retrain on is skipped (with the reason), and so are its promote
     steps. A drift- or decay-triggered window always holds the partitions the event names; a drift
@@ -91,7 +91,7 @@ class MlflowTrainOperator(MlflowOperator):
         import pandas as pd
 
         from mlops_pack.core.lineage import storage_dataset
-        from mlops_pack.core.retrain import training_window
+        from mlops_pack.core.promotion.retrain import training_window
         from mlops_pack.core.storage import list_partitions, read_partition
 
         window = int(self.window_partitions or self.spec.model.window_partitions)
@@ -244,13 +244,16 @@ class MlflowTrainOperator(MlflowOperator):
         tries left: an orphaned earlier try may have registered its version after this one started. Under
         the lock, an orphan finishing later finds its version abandoned and moves nothing."""
         # attempt="" in the lock: a train that dies holding it has no promotion decision to record.
-        with self.mlflow.promotion_lock(self.spec.name, attempt.label(), kind="challenger",
-                                        version=version) as lease:
+        from mlops_pack.hooks.mlflow_lock import promotion_lock
+
+        with promotion_lock(self.mlflow, self.spec.name, attempt.label(), kind="challenger", version=version) as lease:
             self._abandon_stale(attempt)
-            self._superseded_fails(lambda: self.mlflow.set_challenger(lease, version))
+            self._superseded_fails(lambda: lease.set_challenger(version))
 
     def _abandon_stale(self, attempt: Attempt) -> None:
-        self._superseded_fails(lambda: self.mlflow.abandon_stale_attempts(self.spec.name, attempt))
+        from mlops_pack.hooks.mlflow_attempts import abandon_stale_attempts
+
+        self._superseded_fails(lambda: abandon_stale_attempts(self.mlflow, self.spec.name, attempt))
 
     @staticmethod
     def _superseded_fails(call: Any) -> None:
@@ -271,7 +274,7 @@ class MlflowTrainOperator(MlflowOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mlops_pack.assets import PipelineAssets
-        from mlops_pack.core.retrain import decide, drifted_partitions
+        from mlops_pack.core.promotion.retrain import decide, drifted_partitions
         from mlops_pack.tasks import event_partition_keys
 
         assets = PipelineAssets.of(self.spec.name)
@@ -316,7 +319,7 @@ class MlflowTrainOperator(MlflowOperator):
     def _decay_evidence(self, context: Context, assets: Any, triggers: list[str]) -> list[str]:
         """Versions with decay evidence: those the run's performance events name, and (for the
         require-decay policy) each version whose newest realized-performance record says decay."""
-        from mlops_pack.core.retrain import decayed_versions
+        from mlops_pack.core.promotion.retrain import decayed_versions
         from mlops_pack.core.storage import list_partitions
 
         named = [str((e.extra or {}).get("model_version")) for e in

@@ -12,7 +12,7 @@ made itself (already recorded) is not recorded twice.
 It never ends on its own: a model not registered yet, an alias not set, a registry that does not
 answer (or a connection that cannot be read) are logged, with the registry URI it reads, each time
 that status changes and again every ten minutes, and it tries again at the next poll. The decision
-("report this version?", "what does this read mean?") is ``core.registry_events.alias_poll``.
+("report this version?", "what does this read mean?") is ``core.promotion.events.alias_poll``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ChampionAliasTrigger(BaseEventTrigger):
                  "poll_interval": self.poll_interval})
 
     async def run(self):
-        from mlops_pack.core.registry_events import alias_poll, should_log
+        from mlops_pack.core.promotion.events import alias_poll, should_log
 
         self.log.info("Watching %s@%s every %gs (connection %s, else the [mlops] settings)", self.model,
                       self.alias, self.poll_interval, self.mlflow_conn_id)

@@ -8,8 +8,8 @@ compare-and-set, so staleness is judged on this process's monotonic clock: a loc
 stops trusting its own lease ``margin`` seconds earlier than that, so a breaker and a live holder
 never both act (docs/promotion.md has the argument and the residual windows).
 
-An *intent* (tag on the registered model, written before the first alias move and cleared after
-the record) lets the next lock holder finish or undo a promotion interrupted between alias moves.
+The intent that lets the next holder finish or undo an interrupted alias move, and the repair plan,
+are in ``repair.py``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import random
 import signal
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 LOCK_SUFFIX = ".promotion-lock"
-INTENT_TAG = "mlops.promotion_intent"
 LEGACY_LEASE_SECONDS = 900.0  # locks written before leases existed carry no lease_seconds tag
 FAULT_ENV = "MLOPS_FAULT_POINT"  # test-only: "step:kill", "step:sleep:3", "step:raise[@once-file]", comma separated
 TRACE_ENV = "MLOPS_LOCK_TRACE"  # test-only: file that gets one JSON line per lock enter/exit/break/write
@@ -127,67 +126,6 @@ def backoff(tries: int, rng: random.Random | None = None) -> float:
     return base * (0.6 + 0.6 * (rng or random).random())
 
 
-# ----- intent: the alias moves one promotion (or rollback) is about to make -----
-
-@dataclass(frozen=True)
-class Intent:
-    kind: str  # "promote" or "rollback"
-    version: str  # the new champion
-    champion_before: str | None
-    previous_before: str | None
-    holder: str
-    token: str
-    attempt: str
-
-    def to_tag(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_tag(cls, text: str) -> Intent:
-        try:
-            return cls(**json.loads(text))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"unreadable promotion intent tag {INTENT_TAG}={text!r}: {exc}") from exc
-
-
-def alias_moves(champion_before: str | None, target: str) -> list[tuple[str, str | None]]:
-    """``previous`` first, then ``champion``: a crash between them leaves ``champion`` where it was, so
-    scoring never sees a half-done move, and the intent says how to finish."""
-    moves: list[tuple[str, str | None]] = []
-    if champion_before is not None:
-        moves.append(("previous", champion_before))
-    moves.append(("champion", target))
-    return moves
-
-
-@dataclass(frozen=True)
-class Repair:
-    action: str  # completed | rolled_back | discarded
-    moves: list[tuple[str, str | None]]  # alias -> version; None deletes the alias
-    decision: str  # decision recorded for the interrupted attempt
-    champion_after: str | None
-    reason: str
-
-
-def repair_plan(intent: Intent, champion: str | None, previous: str | None) -> Repair:
-    """What the next lock holder does with an intent left by an interrupted attempt."""
-    who = f"{intent.kind} of v{intent.version} by {intent.holder} (attempt {intent.attempt[:8]})"
-    if champion == intent.version:
-        # champion moved: the decision had been taken and was visible; finish it
-        moves = [] if intent.champion_before in (None, previous) else [("previous", intent.champion_before)]
-        decision = "promoted" if intent.kind == "promote" else "rolled_back"
-        return Repair("completed", moves, decision, champion,
-                      f"interrupted {who} after champion moved; completed by repair")
-    if champion == intent.champion_before:
-        # champion never moved: undo the previous move so nothing of the attempt remains visible
-        moves = [] if previous == intent.previous_before else [("previous", intent.previous_before)]
-        return Repair("rolled_back", moves, "abandoned", champion,
-                      f"interrupted {who} before champion moved; previous restored to {intent.previous_before}")
-    return Repair("discarded", [], "abandoned", champion,
-                  f"interrupted {who}; champion is now {champion}, neither {intent.champion_before} nor "
-                  f"{intent.version} (moved outside the lock?): aliases left as they are")
-
-
 # ----- test-only hooks: one environment lookup on the normal path -----
 
 def fault_point(step: str) -> None:
@@ -203,6 +141,7 @@ def _inject(spec: str, step: str) -> None:
         point, _, action = item.partition(":")
         if point != step or (once and not _first(once)):
             continue
+        trace("fault", "", step=step, action=action)  # a test can act while the fault holds (a sleep)
         verb, _, arg = action.partition(":")
         if verb == "kill":
             os.kill(os.getpid(), signal.SIGKILL)  # what kill -9 does: no finally, no flush
@@ -210,6 +149,7 @@ def _inject(spec: str, step: str) -> None:
             time.sleep(float(arg or 1))
         elif verb == "raise":
             raise RuntimeError(f"injected fault at {step}")
+
 
 
 def _first(path: str) -> bool:

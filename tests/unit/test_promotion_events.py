@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_pack.core.registry_events import (
+from mlops_pack.core.promotion.events import (
     BY_HAND,
     REMIND_SECONDS,
     alias_poll,

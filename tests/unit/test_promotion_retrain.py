@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlops_pack.core.retrain import decide, drifted_partitions, training_window
+from mlops_pack.core.promotion.retrain import decide, drifted_partitions, training_window
 
 
 def test_drift_on_data_the_champion_was_trained_on_does_not_retrain():
@@ -102,7 +102,7 @@ def test_every_trigger_that_asks_is_named_as_evidence():
 
 
 def test_a_versions_newest_judged_record_says_whether_it_has_decayed():
-    from mlops_pack.core.retrain import decayed_versions
+    from mlops_pack.core.promotion.retrain import decayed_versions
 
     records = [{"partition": "d1__v1", "model_version": "1", "status": "ok", "decayed": False},
                {"partition": "d2__v1", "model_version": "1", "status": "ok", "decayed": True},

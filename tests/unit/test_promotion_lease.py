@@ -8,8 +8,10 @@ import random
 from datetime import datetime
 
 import pytest
-from mlops_pack.core import registry_lock as rl
-from mlops_pack.core.registry_lock import Intent, LeaseTerms, StaleWatch, alias_moves, repair_plan
+from mlops_pack.core.promotion import lease as rl
+from mlops_pack.core.promotion import repair
+from mlops_pack.core.promotion.lease import LeaseTerms, StaleWatch
+from mlops_pack.core.promotion.repair import Intent, alias_moves, repair_plan
 
 TERMS = LeaseTerms(lease_seconds=30, heartbeat_seconds=5)
 WALL = 1_800_000_000.0
@@ -87,7 +89,7 @@ INTENT = Intent("promote", version="5", champion_before="4", previous_before="3"
 
 def test_intent_round_trips_and_garbage_is_named():
     assert Intent.from_tag(INTENT.to_tag()) == INTENT
-    with pytest.raises(ValueError, match=rl.INTENT_TAG):
+    with pytest.raises(ValueError, match=repair.INTENT_TAG):
         Intent.from_tag("{not json")
 
 

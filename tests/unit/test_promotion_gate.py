@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mlops_pack.core.promote import judge
+from mlops_pack.core.promotion.gate import judge
 from mlops_pack.core.spec import PromotionSpec
 
 RNG = np.random.default_rng(42)
@@ -129,7 +129,7 @@ def _verdict(promote: bool, reason: str = "better: rmse ...") -> dict:
 
 
 def test_decision_record_promotes_only_what_the_gate_and_the_approver_accept():
-    from mlops_pack.core.promote import decision_record
+    from mlops_pack.core.promotion.decision import decision_record
 
     won = decision_record(_verdict(True), version="3", champion="2", approved=True, approver="policy")
     assert (won["promote"], won["decision"], won["champion_after"]) == (True, "promoted", "3")
@@ -144,7 +144,7 @@ def test_decision_record_promotes_only_what_the_gate_and_the_approver_accept():
 
 
 def test_rollback_refuses_what_never_was_champion():
-    from mlops_pack.core.promote import rollback_refusal
+    from mlops_pack.core.promotion.decision import rollback_refusal
 
     assert rollback_refusal("m", "2", "3", "promoted") is None
     assert rollback_refusal("m", "2", "3", "rolled_back") is None

@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/many.py                      # N = 1, 10, 50 (~10 min on the 2-core machine)
     .venv/bin/python bench/many.py --n 1 --n 100 --n 200 --settle 90
+    .venv/bin/python bench/many.py --check-and-index 200     # only `check` and the health index (api-server alone)
 
 For each N, N specs are generated from the demo spec (include/pipelines/listings.yaml) into one
 embedded Airflow home (cli/runner.py: SQLite, LocalExecutor, one thin DAG file per spec), with mixed
@@ -185,6 +186,55 @@ def measure(n: int, base: Path, settle: float, probes: int) -> dict:
     return result
 
 
+def measure_cli_and_index(n: int, base: Path) -> dict:
+    """``mlops-pack check`` of N specs and the health index of a home of N specs, with the api-server alone
+    (the index lists the pipelines' specs and storage folders: it needs no parsed DAG)."""
+    from mlops_pack.cli import runner
+
+    home = base / f"index{n}"
+    specs = write_specs(home / "pipelines", n)
+    result: dict = {"n": n, "load_start": load()}
+    start = time.perf_counter()
+    check = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "check", *map(str, specs.values())],
+                           capture_output=True, text=True)
+    result["check_s"] = time.perf_counter() - start
+    if check.returncode:
+        raise RuntimeError(f"mlops-pack check failed:\n{check.stderr[-3000:]}")
+    for name in specs:  # each pipeline with a storage folder, as after its first run
+        (home / "mlops-data" / name).mkdir(parents=True)
+    ports = runner.Ports()
+    api_port = ports.take("api-server")
+    runner.write_config(home, api_port, home / "pipelines", dags_folder=runner.write_dag_files(home, specs),
+                        ports=ports, paused=True)
+    airflow = runner.Airflow(home, api_port, list(specs))
+    airflow.migrate()
+    (home / "logs").mkdir(exist_ok=True)
+    out = (home / "logs" / "api-server.out").open("w")
+    airflow.procs.append(subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-p", str(api_port)],
+                                          env=airflow.env, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                token = airflow.http.get("/auth/token").json()["access_token"]
+                break
+            except Exception:  # noqa: BLE001 - still starting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        airflow.http.headers["Authorization"] = f"Bearer {token}"
+        airflow.http.get("/mlops/health").raise_for_status()  # the first request loads the plugin app's imports
+        result["health_s"] = health(airflow)
+        result["health_lists"] = airflow.http.get("/mlops/health").text.count("<li>")
+    finally:
+        for proc in airflow.procs:
+            os.killpg(proc.pid, 15)
+            proc.wait()
+    result["load_end"] = load()
+    return result
+
+
 def probe(airflow, probes: int) -> float:
     """Median seconds from a REST event on p000.inbox to the ingest run it starts (Airflow's timestamps)."""
     import datetime as dt
@@ -256,7 +306,22 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=40, help="seconds of scheduler loops measured per N")
     parser.add_argument("--probes", type=int, default=3, help="asset events sent per N")
     parser.add_argument("--keep", action="store_true", help="keep the homes (printed)")
+    parser.add_argument("--check-and-index", type=int, action="append", metavar="N",
+                        help="only `mlops-pack check` and the health index (api-server alone) at N specs, and at 1")
     args = parser.parse_args()
+    if args.check_and_index:
+        base = Path(tempfile.mkdtemp(prefix="many-"))
+        os.environ.setdefault("MLOPS_AIRFLOW_DB_CACHE", str(base / "db-cache"))
+        try:
+            rows = [measure_cli_and_index(n, base) for n in sorted(set(args.check_and_index) | {1})]
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        for r in rows:
+            print(f"N={r['n']} (load {r['load_start']} -> {r['load_end']}): mlops-pack check {r['check_s']:.2f} s "
+                  f"({r['check_s'] / rows[0]['check_s']:.2f}x N=1); health index {r['health_s'] * 1000:.0f} ms "
+                  f"({r['health_s'] / rows[0]['health_s']:.2f}x N=1), {r['health_lists']} pipelines listed; "
+                  "bar: each under 1 s at N=200")
+        return
     counts = sorted(set(args.n or [1, 10, 50]) | {1})
     base = Path(tempfile.mkdtemp(prefix="many-"))
     os.environ.setdefault("MLOPS_AIRFLOW_DB_CACHE", str(base / "db-cache"))  # one migration for all homes

@@ -1,7 +1,7 @@
 """Many pipelines on one Airflow: how DAG processing, the scheduler loop, asset-event fan-out, memory,
 ``mlops-pack check`` and the health index grow with the number of specs.
 
-    .venv/bin/python bench/many.py                      # N = 1, 10, 50 (~10 min on the 2-core machine)
+    .venv/bin/python bench/many.py                      # N = 1, 10, 50 (5-15 min on the 2-core machine)
     .venv/bin/python bench/many.py --n 1 --n 100 --n 200 --settle 90
     .venv/bin/python bench/many.py --check-and-index 200     # only `check` and the health index (api-server alone)
 

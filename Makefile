@@ -6,7 +6,7 @@ UV_VERSION := 0.9.30
 # A Python to run the container scripts with (they need only the standard library).
 PYTHON_ANY := $(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3)
 
-.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench clean stack stack-down image compose-up \
+.PHONY: install demo test test-fast lint ui vendor-datadocs lock bench bench-many clean stack stack-down image compose-up \
 	compose-down test-containers
 
 $(PY):
@@ -62,6 +62,11 @@ lock: $(PY)
 
 bench: install
 	$(PY) bench/dag_parse.py
+
+# Many pipelines on one Airflow (bench/many.py): CI runs it at N=50 as a smoke test, ratios printed, not asserted.
+MANY_N ?= 1 50
+bench-many: install
+	$(PY) bench/many.py $(foreach n,$(MANY_N),--n $(n)) --settle 20 --probes 2
 
 clean:
 	rm -rf demo_home build dist *.egg-info plugins/*.egg-info

@@ -41,9 +41,10 @@ def spec_file(name: str) -> Path:
     return settings.pipelines_dir() / f"{name}.yaml"
 
 
-def build_dags(path: str | Path) -> dict[str, DAG]:
-    """All DAGs of the spec at ``path``, keyed by dag_id."""
-    spec = load_spec(path, settings.allowed_model_modules())
+def build_dags(path: str | Path, spec: PipelineSpec | None = None) -> dict[str, DAG]:
+    """All DAGs of the spec at ``path``, keyed by dag_id. ``spec``: that file's spec, already loaded (by
+    ``mlops-pack check``, which reads each file once), else it is loaded here."""
+    spec = spec if spec is not None else load_spec(path, settings.allowed_model_modules())
     assets = PipelineAssets.of(spec.name)
     common = {"spec_path": str(Path(path).resolve())}
     dags = [_ingest(spec, assets, common), _train(spec, assets, common), _score(spec, assets, common),

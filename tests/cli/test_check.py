@@ -122,3 +122,19 @@ def test_check_refuses_a_pipeline_function_naming_it_and_the_reason(tmp_path, re
     with pytest.raises(SpecError) as refused:
         explain(own_code_spec(tmp_path, ref, params))
     assert "model.pipeline" in str(refused.value) and reason in str(refused.value)
+
+
+def test_check_reads_each_spec_file_once(tmp_path):
+    """Issue 27: `check` of a folder of many specs read each one twice (explaining it, then building its DAGs)."""
+    code = ("import sys, collections\n"
+            "from mlops_pack.cli.explain import explain\n"
+            "reads = collections.Counter()\n"
+            "sys.addaudithook(lambda e, a: reads.update([str(a[0])]) if e == 'open' and str(a[0]).endswith('.yaml') "
+            "else None)\n"
+            f"paths = {[str(write(tmp_path, name=f'w{i}')) for i in range(3)]!r}\n"
+            "texts = [explain(p) for p in paths]\n"
+            "assert all('valid pipeline spec' in t for t in texts)\n"
+            "print(sorted(reads[p] for p in paths))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=DEADLINE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["[1,", "1,", "1]"]

@@ -155,6 +155,11 @@ def test_monitor_on_same_market_finds_no_drift(pipeline):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["drift"] is False and summary["drifted_columns"] == []
     assert (folder / "report.html").stat().st_size > 10_000
+    page = (folder / "report.html").read_text()  # drawn from the profile (drift.report: profile): every row
+    assert "Dataset Drift is NOT detected" in page and "Current: all 400 rows" in page and "No sample" in page
+    assert summary["sampled"] is None and summary["report_drifted_columns"] == summary["drifted_columns"]
+    report = json.loads((folder / "report.json").read_text())
+    assert report["current_rows"] == 400 and set(report["columns"]) == set(summary["columns"])
     assert asset_events("drift") == []
     before = pipeline.state()
     assert pipeline.run("monitor").state == "success"  # the same predictions checked again

@@ -102,7 +102,7 @@ def _dags(spec: PipelineSpec) -> list[str]:
     from mlops_pack.dag_factory import build_dags
 
     rows = []
-    for dag_id, dag in build_dags(spec.spec_path).items():
+    for dag_id, dag in build_dags(spec.spec_path, spec).items():  # the spec as read: one read per file
         schedule = schedule_text(dag.timetable)
         rows.append(f"  {dag_id:<28} {schedule}; tasks: {', '.join(t.task_id for t in dag.tasks)}")
     return rows

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 STAGES = ("ingest", "train", "score", "monitor")
 TERMINAL = {"success", "failed"}
 RUNNER_FILE = "mlops-runner.json"
+PAGE = 100  # entries per request to a paged list endpoint: Airflow's default [api] maximum_page_limit
 
 
 # Where a home is: its airflow.cfg says so, and a caller's variable for one of these is not taken.
@@ -376,7 +377,7 @@ class Airflow:
             try:
                 token = self.http.get("/auth/token").json()["access_token"]
                 self.http.headers["Authorization"] = f"Bearer {token}"
-                found = {d["dag_id"] for d in self.get("/api/v2/dags", limit=1000)["dags"]}
+                found = {d["dag_id"] for d in self.get_all("/api/v2/dags", "dags")}
                 if set(self.dags) <= found:
                     return
             except (httpx.HTTPError, KeyError, ValueError):
@@ -404,6 +405,19 @@ class Airflow:
         response.raise_for_status()
         return response.json()
 
+    def get_all(self, path: str, key: str, **params: Any) -> list[dict]:
+        """Every entry of a paged list endpoint (``key``: its list, such as ``dags``), page by page.
+
+        The api-server caps ``limit`` at ``[api] maximum_page_limit`` (100 by default) whatever is asked:
+        one request with ``limit=1000`` saw the first 100 of 250 DAGs, so a home of more than 20 specs
+        never looked ready (bench/many.py found it)."""
+        entries: list[dict] = []
+        while True:
+            page = self.get(path, **params, limit=PAGE, offset=len(entries))
+            entries += page[key]
+            if not page[key] or len(entries) >= page.get("total_entries", 0):
+                return entries
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         response = self.http.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         response.raise_for_status()
@@ -424,7 +438,7 @@ class Airflow:
         queued events): ``wait_quiet`` asks every 2 s, and each request costs the api-server CPU that
         the tasks it waits for need."""
         paused = self.served_dags()
-        unfinished = self.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=1000)["dag_runs"]
+        unfinished = self.get_all("/api/v2/dags/~/dagRuns", "dag_runs", state=["queued", "running"])
         if any(r["dag_id"] in paused and r["state"] not in TERMINAL for r in unfinished):
             return True
         return any(not is_paused and self.queued_events(dag) for dag, is_paused in paused.items())
@@ -434,7 +448,7 @@ class Airflow:
         ``__outcomes`` or ``__champion_watch`` where a spec has them) -> whether it is paused; the four
         stages, unpaused, while Airflow serves none of them yet."""
         prefixes = tuple(f"{name}__" for name in (pipelines or self.pipelines))
-        served = {d["dag_id"]: d["is_paused"] for d in self.get("/api/v2/dags", limit=1000)["dags"]
+        served = {d["dag_id"]: d["is_paused"] for d in self.get_all("/api/v2/dags", "dags")
                   if d["dag_id"].startswith(prefixes)}
         return dict(sorted(served.items())) or {d: False for d in self.dags if d.startswith(prefixes)}
 

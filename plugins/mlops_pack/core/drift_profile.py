@@ -286,10 +286,16 @@ def profile_drift_parquet(profile: dict[str, Any], sources: Iterable[Any], share
                           methods: dict[str, str] | None = None,
                           thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """``profile_drift`` over Parquet files (paths or seekable binary files), read column by column."""
+    return drift_summary(profile, current_stats_parquet(profile, sources), share_threshold, methods, thresholds)
+
+
+def current_stats_parquet(profile: dict[str, Any], sources: Iterable[Any]) -> CurrentStats:
+    """The ``CurrentStats`` of Parquet files (paths or seekable binary files), read column by column: what
+    ``drift_summary`` judges and core/drift_html.py draws."""
     current = CurrentStats(profile)
     for source in sources:
         current.update_parquet(source)
-    return drift_summary(profile, current, share_threshold, methods, thresholds)
+    return current
 
 
 def drift_summary(profile: dict[str, Any], current: CurrentStats, share_threshold: float,

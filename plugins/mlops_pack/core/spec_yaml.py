@@ -6,6 +6,11 @@ in ``RecursionError``, and duplicate keys, of which it silently keeps the last. 
 composed first (a node graph, aliases shared), measured, then constructed: a spec over ``MAX_BYTES``,
 nested past ``MAX_DEPTH`` or expanding to more than ``MAX_NODES`` values is refused before anything is
 built, and a key written twice in one mapping is an error naming both lines.
+
+The events come from libyaml's C parser when PyYAML has it (it does in the lock's wheels): scanning
+and parsing were ~90% of a spec's load in pure Python, and a spec is loaded at every parse of its
+DAG file and by ``mlops-pack check``. libyaml's parser is a state machine (no recursion), and the
+composing, with its depth bound, stays the Python one here, so the bounds hold the same.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ class SpecYamlError(MlopsError, ValueError):
     """The file is not a spec's YAML within bounds (the caller names the file)."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _Bounds:
+    """The bounds, over any loader whose composing is Python's (``yaml.composer.Composer``)."""
+
     depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
@@ -54,6 +61,25 @@ class _BoundedLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader refuses it with its own message
                 break
         return super().construct_mapping(node, deep=deep)
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml._yaml import CParser
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
+
+    class _BoundedLoader(_Bounds, Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's events (C), composed and constructed here (Python), as SafeLoader would."""
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    class _BoundedLoader(_Bounds, yaml.SafeLoader):  # type: ignore[no-redef]
+        pass
 
 
 def expanded_size(node: Node, cap: int = MAX_NODES) -> int:

@@ -25,8 +25,11 @@ class EvidentlyDriftOperator(MlflowOperator):
     The verdicts come from the reference profile stored with the training set (tag ``profile_uri``,
     core/drift_profile.py): one streaming pass over all prediction rows, with Evidently's default
     method and threshold per column (or the spec's ``drift.methods`` / ``drift.thresholds``).
-    Evidently renders the HTML report people read from at most ``drift.report_sample_rows`` rows of
-    each side; ``sampled`` says how many, ``report_drifted_columns`` what the report shows.
+    The HTML report people read (``drift.report``): by default drawn from the same profile and current
+    statistics (core/drift_html.py), so it shows the verdicts' own numbers over every row and costs
+    milliseconds (``sampled`` None); with ``evidently``, Evidently renders it from at most
+    ``drift.report_sample_rows`` rows of each side (``sampled`` says how many). ``report_drifted_columns``
+    is what the report shows.
 
     Partitions scored in shadow (spec ``scoring.shadow``) add ``shadow``: the challenger's
     predictions against the champion's on every row (``agreement`` of labels, or
@@ -47,7 +50,7 @@ class EvidentlyDriftOperator(MlflowOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_pack.core.drift import spec_columns
-        from mlops_pack.core.drift_profile import profile_drift_parquet
+        from mlops_pack.core.drift_profile import current_stats_parquet, drift_summary
         from mlops_pack.core.lineage import storage_dataset
         from mlops_pack.core.partitions import combined_key
         from mlops_pack.core.storage import read_manifest
@@ -68,16 +71,19 @@ class EvidentlyDriftOperator(MlflowOperator):
         profile = self._profile(tags, reference_folder, numeric, categorical)
         # One streaming pass over the predictions, column by column: the verdicts use every row,
         # memory stays flat (one column's batch decoded at a time).
-        summary = profile_drift_parquet(profile, _data_files(folders, manifests, columns), drift.share_threshold,
-                                        drift.methods, drift.thresholds)
+        current = current_stats_parquet(profile, _data_files(folders, manifests, columns))
+        summary = drift_summary(profile, current, drift.share_threshold, drift.methods, drift.thresholds)
         key = combined_key(keys)
-        summary.update(self._report(key, reference_folder, folders, manifests, numeric, categorical))
+        if drift.report == "evidently":
+            summary.update(self._report(key, reference_folder, folders, manifests, numeric, categorical))
+        else:
+            summary.update(self._profile_report(key, profile, current, summary, version, keys))
         summary.update({"model_version": version, "reference_rows": profile["rows"], "partition": key,
                         "prediction_partitions": sorted(keys)})
         summary["shadow"] = self._shadow(folders, manifests)
         self._commit(key, summary, [m["version"] for m in manifests], read_manifest(reference_folder)["version"])
         self.log.info("Drift share %.2f (threshold %.2f) for %s v%s on %s (%d rows, all of them); drifted columns:"
-                      " %s; report (from a sample %s) %s", summary["share"], summary["threshold"], self.spec.name,
+                      " %s; report (sample: %s) %s", summary["share"], summary["threshold"], self.spec.name,
                       version, key, summary["current_rows"], summary["drifted_columns"], summary["sampled"],
                       summary["report_uri"])
         summary.pop("columns")  # per-column scores stay in summary.json, XCom stays small
@@ -141,6 +147,24 @@ class EvidentlyDriftOperator(MlflowOperator):
             self.log.warning("No stored drift profile for this version: building one from %s", reference_folder)
         frame = read_partition(reference_folder, columns=[*numeric, *categorical])
         return build_profile(frame, numeric, categorical, bins=self.spec.drift.profile_bins)
+
+    def _profile_report(self, key: str, profile: dict[str, Any], current: Any, summary: dict[str, Any],
+                        version: str, keys: list[str]) -> dict[str, Any]:
+        """The report drawn from what the verdicts used (core/drift_html.py): every current row against the
+        reference profile; nothing sampled (``sampled`` is None)."""
+        import json
+
+        from mlops_pack.core.drift_html import render_report, report_json
+        from mlops_pack.core.storage import write_bytes_atomic
+
+        compared = (f"Prediction partition(s) {', '.join(sorted(keys))} of {self.spec.name} model version {version}, "
+                    f"against the training set of version {version} (its reference).")
+        folder = self.storage.partition("reports/drift", key)
+        html = render_report(f"Data drift: {self.spec.name} {key}", profile, current, summary, compared)
+        write_bytes_atomic(folder / "report.html", html.encode())
+        write_bytes_atomic(folder / "report.json", json.dumps(report_json(profile, current, summary, compared)).encode())
+        return {"report_uri": str(folder / "report.html"), "report_drifted_columns": summary["drifted_columns"],
+                "sampled": None}
 
     def _report(self, key: str, reference_folder, folders: list, manifests: list[dict[str, Any]],
                 numeric: list[str], categorical: list[str]) -> dict[str, Any]:

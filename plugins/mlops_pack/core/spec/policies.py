@@ -84,8 +84,13 @@ class DriftSpec(_Strict):
         default_factory=dict, description="per-column drift method; default: Evidently's choice by type and rows")
     thresholds: dict[str, float] = Field(default_factory=dict, description="per-column drift threshold; default: "
                                          "the method's (0.05 for p-values, 0.1 for distances)")
-    report_sample_rows: int = Field(default=20_000, ge=100, description="rows of current and of reference data "
-                                    "the Evidently HTML report is rendered from (the verdicts use all rows)")
+    report: Literal["profile", "evidently"] = Field(
+        default="profile", description="the HTML report: `profile` draws the verdicts and each column's "
+        "distribution from the reference profile and every current row (what the verdicts used; milliseconds); "
+        "`evidently` renders Evidently's report from a sample of report_sample_rows rows a side (seconds and "
+        "gigabytes at millions of rows)")
+    report_sample_rows: int = Field(default=20_000, ge=100, description="with report `evidently`: rows of current "
+                                    "and of reference data its HTML is rendered from (the verdicts use all rows)")
     profile_bins: int = Field(default=1000, ge=10, le=10_000, description="quantile bins per numeric column "
                               "in the reference profile stored at training time")
 

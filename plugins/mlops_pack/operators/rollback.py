@@ -65,6 +65,8 @@ class MlflowRollbackOperator(RegistryOperator):
         from mlops_pack.core.registry_lock import Intent, alias_moves
 
         name = self.spec.name
+        # Airflow records who triggered the run (the logged-in user of the UI's Trigger button or of POST
+        # .../dagRuns; "Anonymous" without logins, "dag_test" under dag.test()): that person decided the rollback.
         who = getattr(context["dag_run"], "triggering_user_name", None) or "unknown user"
         with self.lock(context, attempt, self._progress["target"], "rollback") as lease:
             state = self.repaired_state(context, lease)

@@ -185,18 +185,15 @@ def write_login(home: Path, users: list[str] | None = None, local_mode: bool = F
     if local_mode:
         return HomeLogin(home, True, [], {})
     users_file = home / USERS_FILE
-    if users:
-        logins = parse_logins(users)
-    elif users_file.exists():
-        logins = parse_logins(users_file.read_text().splitlines())
-    else:
+    kept = parse_logins(users_file.read_text().splitlines()) if users_file.exists() and not users else []
+    logins = parse_logins(users) if users else kept
+    if not logins:  # nobody named: the person at the terminal
         try:
             os_user = getpass.getuser()
         except (KeyError, OSError):  # no name for this uid (a container): the default name
             os_user = None
         logins = [default_login(os_user)]
-    if users or not users_file.exists() or not logins:
-        logins = logins or [default_login(None)]
+    if logins != kept:
         users_file.write_text("# Users of this Airflow home, one NAME:ROLE a line (roles: viewer, user, op, admin);\n"
                               "# `mlops-pack run/ui --user NAME:ROLE` rewrites this file.\n"
                               + "".join(f"{login}\n" for login in logins))

@@ -19,8 +19,12 @@ install: $(PY)
 	rm -rf plugins/*.egg-info  # a setuptools build left one: a second airflow-mlops-pack on sys.path
 
 # Closed retrain loop on the embedded default (SQLite, LocalExecutor, local MLflow, demo site).
+# Login (docs/ui.md, "Logging in"): you, as admin, with a password printed once (and kept in
+# demo_home/simple_auth_manager_passwords.json.generated); USERS="ana:admin bob:viewer" names the users,
+# NO_LOGIN=1 is local mode (no login; decisions are recorded as "Anonymous"). `make ui` takes the same two.
+LOGIN_ARGS = $(foreach user,$(USERS),--user $(user)) $(if $(NO_LOGIN),--no-login)
 demo: install
-	$(PY) include/demo_site/loop.py --home demo_home
+	$(PY) include/demo_site/loop.py --home demo_home $(LOGIN_ARGS)
 
 # Two workers: most of the suite waits on real Airflow/MLflow processes (tests/conftest.py says how
 # the work is split into units). TEST_WORKERS=0 runs it in one process. Waits give up only at
@@ -38,14 +42,14 @@ lint: $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR dags plugins tests
 
-# The demo's Airflow home in the web UI (http://127.0.0.1:28080, no login: demo only), with the MLflow
+# The demo's Airflow home in the web UI (http://127.0.0.1:28080, log in as the demo said), with the MLflow
 # UI beside it (http://127.0.0.1:5000, where the "MLflow run/model version" links redirect) for as long
 # as Airflow runs; every server on 127.0.0.1. `make ui PORT_RANGE=29000-29009` moves them all to free
 # ports of that range. The model health page: Browse > Model health (docs/ui.md).
 MLFLOW_UI_PORT ?= 5000
 ui:
 	$(VENV)/bin/mlops-pack ui --home $(CURDIR)/demo_home \
-		$(if $(PORT_RANGE),--port-range $(PORT_RANGE),--mlflow-port $(MLFLOW_UI_PORT))
+		$(if $(PORT_RANGE),--port-range $(PORT_RANGE),--mlflow-port $(MLFLOW_UI_PORT)) $(LOGIN_ARGS)
 
 # Every extra (celery, postgres, amazon, dev) is locked: the demo, tests and native stack use them all.
 vendor-datadocs: $(PY)  # refresh the Data Docs assets the plugin serves (npm ci from their lock)

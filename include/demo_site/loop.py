@@ -42,9 +42,11 @@ def set_site(site, **changes) -> None:
 
 
 def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str] | None = None,
-            paused: bool = False, ports: runner.Ports | None = None) -> Airflow:
+            paused: bool = False, ports: runner.Ports | None = None, users: list[str] | None = None,
+            local_mode: bool = False) -> Airflow:
     """Write the Airflow home (config, spec copy pointed at the site), migrate it; returns its processes' handle.
-    ``ports`` hands out the home's other ports (its log servers'; free ones by default)."""
+    ``ports`` hands out the home's other ports (its log servers'; free ones by default). Login as
+    ``mlops-pack run`` has it (``users`` NAME:ROLE, else you as admin; ``local_mode``: none)."""
     spec_dir = home / "pipelines"
     spec_dir.mkdir(parents=True, exist_ok=True)
     # The demo moves the site's days itself, so its copy of the spec has no nightly cron.
@@ -58,9 +60,10 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
     spec = spec_dir / f"{PIPELINE}.yaml"
     spec.write_text(spec_text)
     # Only this pipeline's DAGs: the home's own dags/ folder, one thin file for the copied spec.
-    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, {PIPELINE: spec}),
-                        paused=paused, ports=ports)
+    login = runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, {PIPELINE: spec}),
+                                paused=paused, ports=ports, users=users, local_mode=local_mode)
     airflow = Airflow(home, api_port, [PIPELINE])
+    airflow.home_login = login
     print(f"[demo] Airflow home {home}; migrating the metadata DB ...", flush=True)
     mlflow_init = runner.init_mlflow(home, wait=False)  # both stores at once: each takes a while
     airflow.migrate()
@@ -72,18 +75,22 @@ def prepare(home: Path, site_port: int, api_port: int, spec_edits: dict[str, str
 
 
 def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: float,
-             ports: runner.Ports | None = None, spec_edits: dict[str, str] | None = None) -> dict:
+             ports: runner.Ports | None = None, spec_edits: dict[str, str] | None = None,
+             users: list[str] | None = None, local_mode: bool = False) -> dict:
     """The three market days; ``spec_edits`` (textual, as in :func:`prepare`) on top of the demo's own."""
     started = time.monotonic()
     # The demo's retrain policy: drift retrains (on the newest data, the shifted day); new data alone is
     # scored and monitored, so the drift retrain never re-trains the window new data already trained on.
     airflow = prepare(home, site_port, api_port, spec_edits={
-        "\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n", **(spec_edits or {})}, ports=ports)
+        "\npromotion:\n": "\nretrain:\n  triggers: [drift]\npromotion:\n", **(spec_edits or {})}, ports=ports,
+        users=users, local_mode=local_mode)
     server, site = serve(site_port, SiteState(day=1, records_per_day=records))
     airflow.start()
     try:
         airflow.wait_ready(timeout)
         print(f"[demo] Airflow is up after {time.monotonic() - started:.0f}s", flush=True)
+        for line in airflow.home_login.describe(airflow.url):
+            print(f"[demo] {line}", flush=True)
         for day, shift, what in ((1, False, "day 1: first data, first champion"),
                                  (2, False, "day 2: new data scored, drift report expected clean"),
                                  (3, True, "day 3: the market shifts; drift should retrain the model")):
@@ -92,6 +99,7 @@ def run_loop(home: Path, records: int, site_port: int, api_port: int, timeout: f
             print(f"[demo] {what} -> {PIPELINE}__ingest {run_id}", flush=True)
             airflow.wait_quiet(timeout)
         summary = collect_summary(airflow, home)
+        summary["logins"] = [str(u) for u in airflow.home_login.users]
     finally:
         airflow.stop()
         server.shutdown()
@@ -121,6 +129,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds Airflow's start and each day's cascade may take before the demo gives up "
                              "(a loaded machine is slow, not broken: only a hang should reach it)")
+    parser.add_argument("--user", action="append", metavar="NAME:ROLE",
+                        help="a user of the demo's Airflow (role viewer, user, op or admin); repeat for more. "
+                             "Default: you (your OS login name) as admin; `make ui` keeps them")
+    parser.add_argument("--no-login", action="store_true",
+                        help="local mode: no login, decisions are recorded as 'Anonymous'")
     args = parser.parse_args()
     home = args.home.resolve()
     if home.exists():
@@ -130,8 +143,12 @@ def main() -> None:
     api_port = runner.api_port(ports, args.api_port or (28080 if fixed and not os.environ.get("AIRFLOW__API__PORT")
                                                         else None))
     site_port = ports.take("the demo site", args.site_port or (8765 if fixed else None))
-    summary = run_loop(home, args.records, site_port, api_port, args.timeout, ports)
+    summary = run_loop(home, args.records, site_port, api_port, args.timeout, ports, users=args.user,
+                       local_mode=args.no_login)
     print_summary(summary)
+    if not args.no_login:
+        print(f"[demo] `make ui` opens it; log in as {', '.join(summary['logins'])} (passwords: "
+              f"{home / runner.PASSWORDS_FILE})")
     retrained = [r for r in summary["runs"] if r["dag_id"] == f"{PIPELINE}__train"
                  and f"{PIPELINE}.drift" in r.get("triggered_by", []) and r.get("train_state") == "success"]
     if not retrained:

@@ -230,6 +230,7 @@ def _train(spec: PipelineSpec, assets: PipelineAssets, common: dict) -> DAG:
             evaluate = MlflowEvaluateOperator(task_id="evaluate", challenger_version=version, **common)
             wait = dt.timedelta(hours=policy.approval_timeout_hours)
             approve = PromotionApprovalOperator(task_id="approve", gate=evaluate.output, response_timeout=wait,
+                                                approvers=policy.approvers,
                                                 execution_timeout=dag.default_args["execution_timeout"] + wait)
             promote = MlflowPromoteOperator(task_id="promote", challenger_version=version, gate=evaluate.output,
                                             approval=approve.output, **registry, **common)

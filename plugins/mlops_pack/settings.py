@@ -120,3 +120,23 @@ def ui_base_path() -> str:
 
 
 UI_PREFIX = "/mlops"  # where the plugin's FastAPI app is mounted on the api-server
+
+
+def local_mode() -> bool:
+    """``[mlops] local_mode`` (default False): the plugin's pages serve callers without an Airflow login, from
+    this machine only (core/access.py). What ``mlops-pack run/ui --no-login`` and ``make demo NO_LOGIN=1``
+    set, beside Airflow's ``[core] simple_auth_manager_all_admins``; never on a shared Airflow."""
+    value = _conf("local_mode", "False").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off", ""):
+        raise ValueError(f"[mlops] local_mode must be True or False, got {value!r}")
+    return value in ("true", "1", "yes", "on")
+
+
+def login_disabled() -> bool:
+    """Does this Airflow run without logins (the simple auth manager's ``simple_auth_manager_all_admins``)?
+    Then every caller is Airflow's anonymous admin, whatever token it sends."""
+    from airflow.sdk import conf
+
+    manager = conf.get("core", "auth_manager", fallback="") or ""
+    return manager.endswith(".SimpleAuthManager") and conf.getboolean(
+        "core", "simple_auth_manager_all_admins", fallback=False)

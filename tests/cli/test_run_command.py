@@ -124,6 +124,20 @@ def test_run_gives_each_new_pipeline_a_first_champion(loop):
     assert any("Airflow is up after" in line for line in loop["run_output"])
 
 
+def test_run_prints_the_login_once_and_the_plugin_refuses_callers_without_one(loop):
+    import httpx
+    from mlops_pack.cli import runner
+
+    user, password = runner.acting_credentials(loop["home"])
+    said = "\n".join(loop["run_output"])
+    assert f"as one of: {user}:admin" in said and f"new password of {user}: {password}" in said
+    assert password not in loop["ingest_output"]  # shown the time it was made, not again
+    for log in (loop["home"] / "logs").rglob("*.log"):  # nor in any task log
+        assert password not in log.read_text(errors="replace"), log
+    url = runner.load_runner_state(loop["home"])["api_url"]
+    assert httpx.get(f"{url}/mlops/health/wine", timeout=30).status_code == 401
+
+
 def test_every_dag_run_succeeded(loop):
     for summary in loop["summaries"].values():
         failed = [r for r in summary["runs"] if r["state"] != "success"]

@@ -134,10 +134,9 @@ def wait_for_dags(airflow, wanted: set[str]) -> None:
 
     def served() -> bool:
         try:
-            token = airflow.http.get("/auth/token").json()["access_token"]
-            airflow.http.headers["Authorization"] = f"Bearer {token}"
+            airflow.log_in()
             return wanted <= {d["dag_id"] for d in airflow.get("/api/v2/dags", limit=100)["dags"]}
-        except (httpx.HTTPError, KeyError, ValueError):
+        except (httpx.HTTPError, KeyError, ValueError, OSError):
             return False
 
     wait_until(served, f"Airflow serving {wanted}", check=airflow.check_alive)

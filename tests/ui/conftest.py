@@ -30,6 +30,8 @@ PIPELINE = "uishop"  # seeded storage, as the loop leaves it
 HOSTILE = "<script>alert('x')</script>"
 PASSWORD = "ui-test-password"
 VIEWER_PASSWORD = "ui-test-viewer"
+# Two people who may act on DAGs (role user): ana, the pipelines' named approver, and bob, who is not one.
+PASSWORDS = {"admin": PASSWORD, "viewer": VIEWER_PASSWORD, "ana": "ui-test-ana", "bob": "ui-test-bob"}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -143,7 +145,7 @@ def api_server_env(home: Path, base: str, mlflow_url: str) -> dict[str, str]:
     return {**os.environ, "AIRFLOW__MLOPS__UI_BASE_URL": base, "AIRFLOW__MLOPS__MLFLOW_UI_URL": mlflow_url,
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # the entry point loads it
             "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,ana:user,bob:user",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             "AIRFLOW__API_AUTH__JWT_SECRET": "ui-test-jwt-secret",
@@ -175,13 +177,14 @@ def start_mlflow_ui(home: Path, port: int, log_name: str) -> subprocess.Popen:
 @pytest.fixture(scope="package")
 def ui_server(airflow_db, tmp_path_factory):
     """The api-server with the pack's plugin (from its entry point only), SimpleAuthManager users
-    ``admin`` (admin) and ``viewer`` (viewer), links pointed at it and at the MLflow UI's port.
+    ``admin`` (admin), ``viewer`` (viewer), ``ana`` and ``bob`` (user), links pointed at it and at the
+    MLflow UI's port.
 
     The test process gets the same ``[mlops]`` URLs, so the links its ``dag.test()`` runs store match.
     """
     seed(HOME / "data" / PIPELINE)
     home = tmp_path_factory.mktemp("ui")
-    (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD, "viewer": VIEWER_PASSWORD}))
+    (home / "passwords.json").write_text(json.dumps(PASSWORDS))
     (home / "plugins").mkdir()
     port, mlflow_port = free_port(), free_port()
     base, mlflow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
@@ -191,10 +194,7 @@ def ui_server(airflow_db, tmp_path_factory):
     saved = {k: os.environ.get(k) for k in links}
     os.environ.update(links)
     try:
-        request = urllib.request.Request(f"{base}/auth/token", data=json.dumps(
-            {"username": "admin", "password": PASSWORD}).encode(), headers={"Content-Type": "application/json"})
-        token = json.loads(urllib.request.urlopen(request, timeout=30).read())["access_token"]
-        yield UiServer(base, token, env, mlflow_url, home)
+        yield UiServer(base, token_of(base, "admin"), env, mlflow_url, home)
     finally:
         stop(proc)
         for key, value in saved.items():
@@ -202,6 +202,13 @@ def ui_server(airflow_db, tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def token_of(base: str, user: str) -> str:
+    """A token of ``user`` (one of :data:`PASSWORDS`) from the api-server's ``POST /auth/token``."""
+    request = urllib.request.Request(f"{base}/auth/token", data=json.dumps(
+        {"username": user, "password": PASSWORDS[user]}).encode(), headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())["access_token"]
 
 
 @pytest.fixture(scope="package")
@@ -259,12 +266,23 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def get(url: str, token: str | None = None, cookie: str | None = None) -> tuple[int, str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the redirect itself is the answer
+
+
+def get(url: str, token: str | None = None, cookie: str | None = None, headers: dict[str, str] | None = None,
+        method: str = "GET", body: Any = None) -> tuple[int, str, Any]:
+    """(status, body, headers) of one request; redirects are not followed."""
+    headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     if cookie:
         headers["Cookie"] = f"_token={cookie}"
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, headers=headers, data=data, method=method)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as answer:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=30) as answer:
             return answer.status, answer.read().decode(errors="replace"), answer.headers
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(), exc.headers

@@ -80,10 +80,12 @@ def _airflow_for(home: Path, specs: dict[str, Path], spec_dir: Path, args: argpa
     fresh = not (home / "airflow.db").exists()
     ports = runner.Ports(args.port_range)
     api_port = runner.api_port(ports, args.api_port)
-    runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, specs), ports=ports)
+    airflow_login = runner.write_config(home, api_port, spec_dir, dags_folder=runner.write_dag_files(home, specs),
+                                        ports=ports, users=args.user, local_mode=args.no_login)
     loaded = [load_spec(p, settings.allowed_model_modules()) for p in specs.values()]
     needs_triggerer = any(s.schedule.wait_for_change or s.promotion.require_approval for s in loaded)
     airflow = runner.Airflow(home, api_port, list(specs), triggerer=needs_triggerer)
+    airflow.home_login = airflow_login
     if fresh:
         say(f"new Airflow home {home}: migrating its metadata DB (SQLite) and MLflow store ...")
     mlflow_init = runner.init_mlflow(home, wait=False)  # both stores at once: each takes a while
@@ -108,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     airflow.start()
     try:
         airflow.wait_ready(timeout=args.timeout)
-        say(f"Airflow is up after {time.monotonic() - started:.0f}s: {airflow.url} (no login: local use only); "
-            f"pipelines {', '.join(specs)}")
+        say(f"Airflow is up after {time.monotonic() - started:.0f}s: {airflow.url}; pipelines {', '.join(specs)}")
+        _say_login(airflow.home_login, airflow.url)
         had = {n for n in specs if runner.champion(home, n)}
         for name in sorted(had):
             say(f"{name}: champion v{runner.champion(home, name)} already (--ingest always ingests it again)")
@@ -133,6 +135,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     finally:
         airflow.stop()
+
+
+def _say_login(login: Any, url: str) -> None:
+    """Where and as whom to log in (a new password shown this once; the home's passwords file keeps it)."""
+    for line in login.describe(url):
+        say(line)
 
 
 def _wait_for_champions(airflow: Any, home: Path, pipelines: list[str], started: float, timeout: float) -> int:
@@ -233,8 +241,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     api_port = runner.api_port(ports, args.api_port or (None if ports.span else state["api_port"]))
     mlflow_port = ports.take("the MLflow UI", args.mlflow_port)
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-    runner.write_config(home, api_port, Path(state["pipelines_dir"]), dags_folder=home / "dags", ports=ports,
-                        mlflow_ui_url=mlflow_url)
+    login = runner.write_config(home, api_port, Path(state["pipelines_dir"]), dags_folder=home / "dags", ports=ports,
+                                mlflow_ui_url=mlflow_url, users=args.user, local_mode=args.no_login)
     runner.save_runner_state(home, **{**state, "api_port": api_port, "api_url": f"http://127.0.0.1:{api_port}",
                                       "mlflow_ui_url": mlflow_url})
     airflow = runner.Airflow(home, api_port, state["pipelines"])
@@ -249,6 +257,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         airflow.wait_ready()
         say(f"Airflow UI {airflow.url} (Browse > Model health), MLflow UI {mlflow_url}; Ctrl-C stops both")
+        _say_login(login, airflow.url)
         while True:
             airflow.check_alive()
             time.sleep(2)
@@ -323,6 +332,25 @@ def _port_range(text: str) -> range | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _user(text: str) -> str:
+    from mlops_pack.core.access import LoginError, parse_login
+
+    try:
+        return str(parse_login(text))
+    except LoginError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _login_arguments(command: argparse.ArgumentParser) -> None:
+    """--user and --no-login (docs/ui.md, "Logging in")."""
+    command.add_argument("--user", action="append", type=_user, metavar="NAME:ROLE",
+                         help="a user who may log in (role viewer, user, op or admin); repeat for more. Kept in "
+                              "<home>/users.txt; default: the users there, else you (your OS login name) as admin")
+    command.add_argument("--no-login", action="store_true",
+                         help="local mode: no login at all, everyone on this machine is Airflow's anonymous admin "
+                              "and decisions are recorded as 'Anonymous' (never remembered: say it each time)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-pack", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -345,6 +373,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=900, help="seconds to wait for Airflow and for the loop")
     run.add_argument("--fresh", action="store_true", help="delete the home first")
     run.add_argument("--serve", action="store_true", help="keep Airflow running afterwards, until Ctrl-C")
+    _login_arguments(run)
     run.set_defaults(func=cmd_run)
 
     ingest = sub.add_parser("ingest", help="trigger ingest on a running home (mlops-pack run --serve)")
@@ -362,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     ui.add_argument("--mlflow-port", type=int, default=0, help="MLflow UI port (default: from --port-range or free)")
     ui.add_argument("--port-range", metavar="START-END", type=_port_range,
                     help="the api-server, MLflow UI and log servers listen on 127.0.0.1 on free ports of this range")
+    _login_arguments(ui)
     ui.set_defaults(func=cmd_ui)
 
     again = sub.add_parser("reproduce", help="re-train a registered version from its records and compare, bit "

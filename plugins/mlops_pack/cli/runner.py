@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from mlops_pack.core.access import LoginError
 from mlops_pack.core.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -48,7 +49,11 @@ HOME_SETTINGS = frozenset({
     "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CORE__UNIT_TEST_MODE",  # a test process's: would load Airflow's test configuration instead
     "AIRFLOW__MLOPS__PIPELINES_DIR", "AIRFLOW__MLOPS__STORAGE_ROOT", "AIRFLOW__MLOPS__MLFLOW_TRACKING_URI",
-    "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT"})
+    "AIRFLOW__MLOPS__MLFLOW_ARTIFACT_ROOT",
+    # Who may log in is the home's (--user, users.txt, --no-login: see write_login), not a caller's variable.
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "AIRFLOW__CORE__AUTH_MANAGER", "AIRFLOW__MLOPS__LOCAL_MODE"})
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"  # Airflow's name for it, in the home
 
 
 class PortRangeError(MlopsError, ValueError):
@@ -151,19 +156,108 @@ FORKSERVER_PRELOAD = ("airflow.sdk", "airflow.sdk.execution_time.supervisor", "a
                       "airflow.executors.local_executor", "mlops_pack.task_imports")
 
 
+class HomeLogin:
+    """How a home's Airflow is logged in to (:func:`write_login`): its users and passwords file, or local mode."""
+
+    def __init__(self, home: Path, local_mode: bool, users: list[Any], new_passwords: dict[str, str]):
+        self.home, self.local_mode, self.users, self.new_passwords = home, local_mode, users, new_passwords
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / PASSWORDS_FILE
+
+    def describe(self, url: str) -> list[str]:
+        """What to tell the person at the terminal: where to log in and as whom. A password is shown only
+        the time it is made; after that, the passwords file has it."""
+        if self.local_mode:
+            return [f"{url}: local mode (--no-login): no login, anyone on this machine acts as Airflow's "
+                    "anonymous admin and decisions are recorded as 'Anonymous'"]
+        lines = [f"log in at {url} as one of: {', '.join(str(u) for u in self.users)} (users: {self.home / 'users.txt'})"]
+        for name, password in self.new_passwords.items():
+            lines.append(f"  new password of {name}: {password}")
+        lines.append(f"  passwords of every user: {self.passwords_file}")
+        return lines
+
+
+def write_login(home: Path, users: list[str] | None = None, local_mode: bool = False) -> HomeLogin:
+    """The home's login: with ``local_mode`` none; else the users ``NAME:ROLE`` given (``--user``, kept in
+    ``<home>/users.txt`` for the next command), else those of users.txt, else the person at the terminal
+    as an admin (core/access.py ``default_login``). Each user without a password gets a generated one in
+    Airflow's passwords file (``simple_auth_manager_passwords.json.generated``, readable by its owner
+    only); passwords already there are kept."""
+    import getpass
+
+    from mlops_pack.core.access import USERS_FILE, default_login, parse_logins
+
+    if local_mode:
+        return HomeLogin(home, True, [], {})
+    users_file = home / USERS_FILE
+    kept = parse_logins(users_file.read_text().splitlines()) if users_file.exists() and not users else []
+    logins = parse_logins(users) if users else kept
+    if not logins:  # nobody named: the person at the terminal
+        try:
+            os_user = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a container): the default name
+            os_user = None
+        logins = [default_login(os_user)]
+    if logins != kept:
+        users_file.write_text("# Users of this Airflow home, one NAME:ROLE a line (roles: viewer, user, op, admin);\n"
+                              "# `mlops-pack run/ui --user NAME:ROLE` rewrites this file.\n"
+                              + "".join(f"{login}\n" for login in logins))
+    passwords_file = home / PASSWORDS_FILE
+    passwords = json.loads(passwords_file.read_text() or "{}") if passwords_file.exists() else {}
+    new = {login.name: _password() for login in logins if login.name not in passwords}
+    if new:
+        passwords.update(new)
+        partial = passwords_file.with_suffix(".partial")
+        partial.write_text(json.dumps(passwords) + "\n")
+        partial.chmod(0o600)
+        os.replace(partial, passwords_file)
+    return HomeLogin(home, False, logins, new)
+
+
+def _password() -> str:
+    """A password as the simple auth manager makes them: 16 letters and digits, none easily confused."""
+    alphabet = "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def acting_credentials(home: Path) -> tuple[str, str] | None:
+    """(user, password) a command of this home logs in to the REST API with (core/access.py ``acting_user``);
+    None in local mode. Read from the home's airflow.cfg and passwords file."""
+    import configparser
+
+    from mlops_pack.core.access import acting_user, parse_logins
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(home / "airflow.cfg")
+    if cfg.getboolean("core", "simple_auth_manager_all_admins", fallback=False):
+        return None
+    logins = parse_logins(cfg.get("core", "simple_auth_manager_users", fallback="").split(","))
+    user = acting_user(logins)
+    passwords_file = Path(cfg.get("core", "simple_auth_manager_passwords_file", fallback=str(home / PASSWORDS_FILE)))
+    return user.name, json.loads(passwords_file.read_text())[user.name]
+
+
 def write_config(home: Path, api_port: int, spec_dir: Path, *, dags_folder: Path, paused: bool = False,
-                 parallelism: int = 4, ports: Ports | None = None, mlflow_ui_url: str | None = None) -> None:
-    """An airflow.cfg for the embedded default; Airflow fills in every other default.
+                 parallelism: int = 4, ports: Ports | None = None, mlflow_ui_url: str | None = None,
+                 users: list[str] | None = None, local_mode: bool = False) -> HomeLogin:
+    """An airflow.cfg for the embedded default; Airflow fills in every other default. Returns its login.
 
     Servers listen on 127.0.0.1: the api-server on ``api_port``, the log servers (when a caller turns
     them on) on ports from ``ports``. ``mlflow_ui_url`` is where the plugin's MLflow links redirect.
+    Login (:func:`write_login`): Airflow's simple auth manager with the home's named users, or with
+    ``local_mode`` none at all (``simple_auth_manager_all_admins`` and ``[mlops] local_mode``).
 
     The plugins folder is the home's own: the pack registers through its ``airflow.plugins`` entry
     point, and a plugins folder holding the package (this checkout's plugins/) would make every task
     compile its ``.airflowignore`` with pathspec's deprecated GitWildMatchPattern, a warning at the
     top of each task log.
     """
+    from mlops_pack.core.access import users_setting
+
     home.mkdir(parents=True, exist_ok=True)
+    login = write_login(home, users, local_mode)
     jwt = secrets.token_hex(16)
     ports = ports or Ports()
     log_ports = ports.take("the worker log server"), ports.take("the triggerer log server")
@@ -175,7 +269,10 @@ load_examples = False
 executor = LocalExecutor
 parallelism = {parallelism}
 dags_are_paused_at_creation = {paused}
-simple_auth_manager_all_admins = True
+auth_manager = airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+simple_auth_manager_all_admins = {local_mode}
+simple_auth_manager_users = {users_setting(login.users)}
+simple_auth_manager_passwords_file = {login.passwords_file}
 execution_api_server_url = http://127.0.0.1:{api_port}/execution/
 [database]
 sql_alchemy_conn = sqlite:///{home / 'airflow.db'}
@@ -207,7 +304,9 @@ pipelines_dir = {spec_dir}
 storage_root = file://{home / 'mlops-data'}
 mlflow_tracking_uri = {tracking_uri(home)}
 mlflow_artifact_root = file://{home / 'mlartifacts'}
+local_mode = {local_mode}
 {mlflow_ui}""")
+    return login
 
 
 def tracking_uri(home: Path) -> str:
@@ -310,6 +409,7 @@ class Airflow:
         self.env.update(AIRFLOW_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                         GIT_PYTHON_REFRESH="quiet", **(extra_env or {}))
         self.procs: list[subprocess.Popen] = []
+        self.home_login: HomeLogin | None = None  # set by whoever wrote the config (write_config returns it)
         self.url = f"http://127.0.0.1:{api_port}"
         self.http = httpx.Client(base_url=self.url, timeout=60, transport=BusyRetryTransport())
 
@@ -375,18 +475,30 @@ class Airflow:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                token = self.http.get("/auth/token").json()["access_token"]
-                self.http.headers["Authorization"] = f"Bearer {token}"
+                self.log_in()
                 found = {d["dag_id"] for d in self.get_all("/api/v2/dags", "dags")}
                 if set(self.dags) <= found:
                     return
-            except (httpx.HTTPError, KeyError, ValueError):
+            except LoginError:
+                raise  # the home's users cannot drive it (core/access.py acting_user): waiting will not help
+            except (httpx.HTTPError, KeyError, ValueError, OSError):
                 pass
             self.check_alive()
             time.sleep(2)
         errors = self.import_errors()
         raise TimeoutError(f"Airflow did not serve the DAGs {self.dags} within {timeout}s; see {self.home / 'logs'}"
                            + (f"\nDAG import errors:\n{errors}" if errors else ""))
+
+    def log_in(self) -> None:
+        """Send this client's requests with a token of the user the home's commands act as (its airflow.cfg
+        and passwords file, :func:`acting_credentials`), or of Airflow's anonymous admin in local mode."""
+        credentials = acting_credentials(self.home)
+        if credentials is None:
+            answer = self.http.get("/auth/token")
+        else:
+            answer = self.http.post("/auth/token", json={"username": credentials[0], "password": credentials[1]})
+        answer.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
     def check_alive(self) -> None:
         for proc in self.procs:

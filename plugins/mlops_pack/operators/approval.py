@@ -18,16 +18,26 @@ class PromotionApprovalOperator(HITLOperator):
     """Airflow's human-in-the-loop step for a promotion: the task waits for Approve or Reject.
 
     Asks nobody when the gate already rejected the challenger. Returns ``{"asked": bool,
-    "chosen_options": [...], "responded_by_user": {...}}`` for MlflowPromoteOperator, which records
-    the approver with the decision.
+    "chosen_options": [...], "responded_by_user": {"id", "name"}, "responded_at"}`` for
+    MlflowPromoteOperator, which records the approver with the decision: ``responded_by_user`` is what
+    Airflow's HITL records of the user who answered (``PATCH .../hitlDetails`` or the UI's Required
+    Actions: the auth manager's ``get_id()`` and ``get_name()`` of the logged-in user; ``Anonymous``
+    when Airflow runs without logins).
 
     :param gate: verdict of the upstream MlflowEvaluateOperator (templated).
+    :param approvers: Airflow user ids who may answer (HITL ``assigned_users``: anyone else gets 403);
+        empty: anyone allowed to act on the DAG.
     """
 
     template_fields = (*HITLOperator.template_fields, "gate")
 
-    def __init__(self, *, gate: Any, **kwargs: Any):
-        super().__init__(subject="Promote the challenger?", options=[APPROVE, REJECT], **kwargs)
+    def __init__(self, *, gate: Any, approvers: list[str] | None = None, **kwargs: Any):
+        approvers = list(approvers or [])
+        if any(not isinstance(a, str) or not a.strip() for a in approvers):
+            raise ValueError(f"approvers must be Airflow user ids (non-empty strings), got {approvers!r}")
+        assigned = [{"id": a, "name": a} for a in approvers] or None
+        super().__init__(subject="Promote the challenger?", options=[APPROVE, REJECT], assigned_users=assigned,
+                         **kwargs)
         self.gate = gate
 
     def execute(self, context: Context) -> Any:

@@ -156,8 +156,8 @@ class MlflowPromoteOperator(RegistryOperator):
 
     def _approver(self, verdict: dict[str, Any]) -> tuple[bool, str]:
         """(approved, by whom): the policy alone, or the human who answered the approval task."""
+        from mlops_pack.core.access import decider
+
         if not self.approval or not self.approval.get("asked"):
             return True, "policy"
-        user = self.approval.get("responded_by_user") or {}
-        who = user.get("name") or user.get("id") or "unknown user"
-        return self.approval.get("chosen_options") == [APPROVE], who
+        return self.approval.get("chosen_options") == [APPROVE], decider(self.approval.get("responded_by_user"))

@@ -67,6 +67,8 @@ class MlflowRollbackOperator(RegistryOperator):
         from mlops_pack.core.promotion.decision import rollback
         from mlops_pack.core.promotion.repair import Intent, alias_moves
 
+        # Airflow records who triggered the run (the logged-in user of the UI's Trigger button or of POST
+        # .../dagRuns; "Anonymous" without logins, "dag_test" under dag.test()): that person decided the rollback.
         who = getattr(context["dag_run"], "triggering_user_name", None) or "unknown user"
         with service.lock(attempt, self._progress["target"], "rollback") as lease:
             state = service.repaired_state(lease)

@@ -14,8 +14,11 @@ Routes (each but the static assets needs an Airflow login, see :func:`caller`):
 
 Airflow does not protect plugin apps: :func:`caller` validates the caller's token exactly as the
 api-server's own routes do (``Authorization: Bearer`` or the UI's ``_token`` cookie, through the auth
-manager and the shared ``[api_auth] jwt_secret``): none or expired -> 401, invalid -> 403; and a
-caller who may not read the pipeline's DAGs gets 403.
+manager and the shared ``[api_auth] jwt_secret``): none or expired -> 401 (a browser asking for a page:
+a redirect to Airflow's login page), invalid -> 403; and a caller who may not read the pipeline's DAGs
+gets 403. A caller without a login (no token, or anyone when Airflow runs without logins,
+``simple_auth_manager_all_admins``) is served only in local mode (``[mlops] local_mode``) and only from
+this machine (core/access.py).
 """
 
 from __future__ import annotations
@@ -49,25 +52,55 @@ app = FastAPI(title="MLOps pack", description="Model health and pipeline files o
               docs_url=None, redoc_url=None, openapi_url=None)
 
 
+class LocalCaller:
+    """A caller without an Airflow login, served in local mode (core/access.py ``anonymous_refusal``)."""
+
+    name = "Anonymous (local mode)"
+
+
 async def caller(request: Request) -> Any:
-    """The Airflow user behind the request (401 without a valid login, 403 for a bad token)."""
+    """The Airflow user behind the request: 401 without a valid login (a browser asking for a page is sent to
+    Airflow's login page instead), 403 for a bad token. A caller without a login (no token, or any caller of
+    an Airflow that runs without logins) is served only in local mode, from this machine."""
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
     from airflow.api_fastapi.core_api.security import resolve_user_from_token
 
+    from mlops_pack.core.access import anonymous_refusal
+
     header = request.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return await resolve_user_from_token(header[7:].strip())
-    return await resolve_user_from_token(request.cookies.get(COOKIE_NAME_JWT_TOKEN))
+    token = header[7:].strip() if header[:7].lower() == "bearer " else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    # Without logins, Airflow's middleware gives every request its anonymous admin's token: nobody logged in.
+    anonymous = not token or settings.login_disabled()
+    if not anonymous:
+        return await resolve_user_from_token(token)
+    refusal = anonymous_refusal(local_mode=settings.local_mode(), client_host=request.client.host if request.client
+                                else None)
+    if refusal is None:
+        return LocalCaller()
+    if not settings.login_disabled() and "text/html" in request.headers.get("accept", ""):
+        raise HTTPException(307, refusal, headers={"Location": _login_url(request)})
+    raise HTTPException(401, refusal, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _login_url(request: Request) -> str:
+    """Airflow's login page, coming back to the requested page."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    login = get_auth_manager().get_url_login(next_url=str(request.url))
+    return login if "://" in login else settings.ui_base_path() + login
 
 
 Caller = Annotated[Any, Depends(caller)]
 
 
 def may_read(user: Any, pipeline: str) -> bool:
-    """Can ``user`` read the pipeline's DAGs (``<pipeline>__train``, where its model is decided)?"""
+    """Can ``user`` read the pipeline's DAGs (``<pipeline>__train``, where its model is decided)? In local
+    mode a caller without a login reads everything, as Airflow's anonymous admin does."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
+    if isinstance(user, LocalCaller):
+        return True
     return bool(get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=f"{pipeline}__train"),
                                                      user=user))
 

@@ -52,12 +52,25 @@ class PromotionSpec(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     seed: int = 0
     require_approval: bool = False
+    approvers: list[str] = Field(
+        default_factory=list, description="Airflow user ids who may answer the approval step (the user name with "
+        "the simple auth manager); default: anyone allowed to act on the train DAG. Needs require_approval")
     approval_timeout_hours: float = Field(default=24, gt=0)
     pool: str | None = Field(default=None, description="Airflow pool (one slot) serialising registry writes")
     production_evidence: ProductionEvidenceSpec | None = Field(
         default=None, description="besides the holdout, a challenger must beat the champion on the labelled "
         "production rows both scored (needs scoring.shadow and labels), with the gate's paired bootstrap CI; "
         "the train DAG's judge_challenger Param judges the @challenger again once its evidence has grown")
+
+    @model_validator(mode="after")
+    def _approvers_need_approval(self) -> PromotionSpec:
+        bad = [a for a in self.approvers if not a.strip() or any(c in a for c in ",:|")]
+        if bad:
+            raise ValueError(f"approvers: {bad} are not Airflow user ids (non-empty, no ',', ':' or '|')")
+        if self.approvers and not self.require_approval:
+            raise ValueError("approvers are named but require_approval is false: nobody would be asked; set "
+                             "require_approval: true or remove approvers")
+        return self
 
     def direction(self, metric: str) -> str:
         return self.metrics[metric].direction or METRIC_DIRECTIONS[metric]

@@ -18,6 +18,7 @@ FLOORS = {
     "promotion_service": 3,  # lock, repair, fenced moves and records of every promotion (over hooks)
     "ui": 4, "operators": 4, "sensors": 4,  # the health page and served files; the tasks
     "dag_factory": 5,  # specs -> DAGs
+    "task_imports": 6,  # what the forkserver of a LocalExecutor loads for every task (the DAG factory too)
     "cli": 6, "plugin": 6, "provider": 6,  # entry points
 }
 

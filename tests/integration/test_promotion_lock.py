@@ -16,14 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.support.env import REPO
-from tests.support.mlflow_server import Server
-from tests.support.ports import require_service
+from tests.support.mlflow_server import server_on_new_database
 from tests.support.specs import write_spec
 from tests.support.waiting import DEADLINE
 
@@ -113,20 +111,8 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    name = f"mlops_lock_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    srv = Server(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", tmp_path_factory.mktemp("lock-server"))
-    srv.start()
-    yield srv
-    if srv.proc.poll() is None:
-        srv.kill()
-    admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    with server_on_new_database("mlops_lock", tmp_path_factory.mktemp("lock-server")) as srv:
+        yield srv
 
 
 def register_versions(uri: str) -> tuple[str, list[list[str]]]:

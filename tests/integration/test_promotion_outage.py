@@ -9,14 +9,12 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from airflow.sdk import ObjectStoragePath
 
 from tests.support.env import REPO
-from tests.support.mlflow_server import Server, train_versions
-from tests.support.ports import require_service
+from tests.support.mlflow_server import server_on_new_database, train_versions
 from tests.support.specs import write_spec
 from tests.support.waiting import DEADLINE, wait_until
 
@@ -35,20 +33,8 @@ print("RESULT=" + json.dumps(op.execute(context)))
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg2
-
-    name = f"mlops_outage_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    srv = Server(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", tmp_path_factory.mktemp("outage-server"))
-    srv.start()
-    yield srv
-    if srv.proc.poll() is None:
-        srv.kill()
-    admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.close()
+    with server_on_new_database("mlops_outage", tmp_path_factory.mktemp("outage-server")) as srv:
+        yield srv
 
 
 def promoter(server, spec: str, root: str, version: str, **env: str) -> subprocess.Popen:

@@ -3,16 +3,19 @@ model versions the promotion tests judge."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, require_service
 from tests.support.waiting import DEADLINE
 
 
@@ -66,3 +69,25 @@ def train_versions(hook, spec_path: Path, root: str, sizes: list[int]) -> list[s
                                        tags={"airflow.run_id": f"setup_{i}"})
         versions.append(result["version"])
     return versions
+
+
+@contextlib.contextmanager
+def server_on_new_database(prefix: str, folder: Path) -> Iterator[Server]:
+    """A started :class:`Server` on a new PostgreSQL database (127.0.0.1:5432) named ``prefix_<random>``,
+    dropped afterwards with whatever the test left in it."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    srv = Server(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", folder)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.kill()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -133,18 +133,23 @@ def load() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
+def time_check(specs: dict[str, Path]) -> float:
+    """Seconds ``mlops-pack check`` takes over the specs (it must pass)."""
+    start = time.perf_counter()
+    check = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "check", *map(str, specs.values())],
+                           capture_output=True, text=True)
+    if check.returncode:
+        raise RuntimeError(f"mlops-pack check failed:\n{check.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
 def measure(n: int, base: Path, settle: float, probes: int) -> dict:
     from mlops_pack.cli import runner
 
     home = base / f"home{n}"
     specs = write_specs(home / "pipelines", n)
     result: dict = {"n": n, "load_start": load()}
-    start = time.perf_counter()
-    check = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "check", *map(str, specs.values())],
-                           capture_output=True, text=True)
-    result["check_s"] = time.perf_counter() - start
-    if check.returncode:
-        raise RuntimeError(f"mlops-pack check failed:\n{check.stderr[-3000:]}")
+    result["check_s"] = time_check(specs)
     ports = runner.Ports()
     api_port = ports.take("api-server")
     runner.write_config(home, api_port, home / "pipelines", dags_folder=runner.write_dag_files(home, specs),
@@ -194,12 +199,7 @@ def measure_cli_and_index(n: int, base: Path) -> dict:
     home = base / f"index{n}"
     specs = write_specs(home / "pipelines", n)
     result: dict = {"n": n, "load_start": load()}
-    start = time.perf_counter()
-    check = subprocess.run([str(Path(sys.executable).parent / "mlops-pack"), "check", *map(str, specs.values())],
-                           capture_output=True, text=True)
-    result["check_s"] = time.perf_counter() - start
-    if check.returncode:
-        raise RuntimeError(f"mlops-pack check failed:\n{check.stderr[-3000:]}")
+    result["check_s"] = time_check(specs)
     for name in specs:  # each pipeline with a storage folder, as after its first run
         (home / "mlops-data" / name).mkdir(parents=True)
     ports = runner.Ports()
